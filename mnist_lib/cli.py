@@ -1,0 +1,166 @@
+"""`python -m mnist_lib ...`: params, train, evaluate, export-tar.
+
+Every `TrainConfig` field is a `train` option (`--batch-size`, `--no-augment`, ...), generated
+from the dataclass so the CLI and the notebooks' parameters cannot drift apart. Bad input
+prints one `error: ...` line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from mnist_lib.config import PRESETS, TrainConfig
+from mnist_lib.errors import MnistLibError
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but its errors are one `error: ...` line like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see `python -m mnist_lib {self.prog.split()[-1]} --help`)\n")
+
+
+def _bool_or_none(text: str) -> bool | None:
+    lowered = text.lower()
+    if lowered in ("true", "yes", "1", "on"):
+        return True
+    if lowered in ("false", "no", "0", "off"):
+        return False
+    if lowered in ("none", "default"):
+        return None
+    raise argparse.ArgumentTypeError(f"expected true, false or none, got {text!r}")
+
+
+# Fields whose default is None need their type spelled out.
+_OPTIONAL_TYPES = {"data_dir": str, "limit": int, "threads": int, "batchnorm": _bool_or_none, "dropout": float}
+_ALIASES = {"data_format": ["--format"]}
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field; defaults are left unset so a preset can fill them."""
+    group = parser.add_argument_group("training config (TrainConfig fields; defaults: the course recipe)")
+    group.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe, then apply the options given")
+    for field in dataclasses.fields(TrainConfig):
+        flags = [f"--{field.name.replace('_', '-')}"] + _ALIASES.get(field.name, [])
+        default = field.default
+        help_text = f"default: {default}"
+        if isinstance(default, bool):
+            group.add_argument(*flags, dest=field.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            kind = _OPTIONAL_TYPES.get(field.name, type(default))
+            group.add_argument(*flags, dest=field.name, type=kind, default=None, help=help_text)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if getattr(args, f.name, None) is not None}
+    if getattr(args, "quiet", False):
+        given["progress"] = False
+    if args.preset:
+        return TrainConfig.from_preset(args.preset, **given)
+    return TrainConfig.from_dict(given)
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    from mnist_lib.models import DISPLAY_NAMES, MODELS, build_model, parameter_frame
+
+    names = [args.model] if args.model else list(MODELS)
+    for name in names:
+        frame = parameter_frame(build_model(name))
+        print(f"{DISPLAY_NAMES[name]} ({name})")
+        print(frame.to_string(index=False, formatters={c: "{:,}".format for c in ("weights", "biases", "total")}))
+        print(f"Total parameters for {DISPLAY_NAMES[name]}: {int(frame.total.iloc[-1]):,}\n")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mnist_lib.train import train
+
+    config = config_from_args(args)
+    result = train(config, args.out, resume=args.resume, overwrite=args.overwrite)
+    final = result.metrics["final"]
+    print(f"{config.model}: epoch {final['epoch']} kept (best validation accuracy {final['val_acc']}), "
+          f"test accuracy {final['test_acc']:.2f}%, test loss {final['test_loss']:.4f}; "
+          f"wrote {Path(args.out) / 'metrics.json'}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Re-evaluate a run's saved model.pt on the test set; compare with what metrics.json recorded."""
+    from mnist_lib.data import load_data
+    from mnist_lib.train import MODEL, evaluate, load_model, read_metrics, select_device
+
+    run = Path(args.run)
+    metrics = read_metrics(run)
+    config = TrainConfig.from_dict({**metrics["config"], "progress": False,
+                                    **({"data_dir": args.data_dir} if args.data_dir else {}),
+                                    **({"device": args.device} if args.device else {})})
+    device = select_device(config.device)
+    model = load_model(run / MODEL, config).to(device)
+    data = load_data(config.dataset, config.data_dir, config.data_format, config.val_size, config.limit, config.download)
+    loss, acc = evaluate(model, data.test.to(device), config.eval_batch_size)
+    recorded = metrics["final"]["test_acc"]
+    print(f"{run / MODEL}: test accuracy {acc:.2f}% ({acc:.4f}), loss {loss:.4f}; "
+          f"metrics.json recorded {recorded:.4f}% -> {'match' if abs(acc - recorded) < 1e-9 else 'DIFFERENT'}")
+    return 0 if abs(acc - recorded) < 0.05 else 1
+
+
+def cmd_export_tar(args: argparse.Namespace) -> int:
+    """Write the course format (train.tar / test.tar of {ID}_{Label}.png) from IDX data."""
+    from mnist_lib.data import load_split, write_course_tar
+    from mnist_lib.files import ensure_writable_dir
+
+    out = ensure_writable_dir(args.out)
+    for train, name in ((True, "train"), (False, "test")):
+        images, labels = load_split(args.dataset, args.data_dir, "idx", train, download=False)
+        write_course_tar(images, labels, out / f"{name}.tar", prefix=f"{name}/")
+        print(f"wrote {out / f'{name}.tar'}: {len(labels):,} PNGs")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m mnist_lib", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("params", help="print each model's per-layer parameter table")
+    p.add_argument("--model", choices=["lenet5", "custom_mlp", "lenet5_regularized"])
+    p.set_defaults(func=cmd_params)
+
+    p = sub.add_parser("train", help="train one model, write metrics.json and model.pt")
+    p.add_argument("--out", required=True, help="run folder to write (metrics.json, model.pt, checkpoint.pt)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="re-evaluate a run's model.pt on the test set")
+    p.add_argument("run", help="run folder with metrics.json and model.pt")
+    p.add_argument("--data-dir")
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export-tar", help="write the course's train.tar/test.tar from IDX files")
+    p.add_argument("--out", required=True)
+    p.add_argument("--data-dir")
+    p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
+    p.set_defaults(func=cmd_export_tar)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except MnistLibError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: the last finished epoch is in checkpoint.pt; continue with --resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,335 @@
+"""MNIST / Fashion-MNIST as tensors: loading (torchvision IDX layout, the course's PNG tars or
+folders), checking, the seeded validation split, batching and train-only augmentation.
+
+Each split is decoded once into one tensor; a batch is an index into it (on the training
+device), so no per-sample decoding happens while training.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import struct
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from torchvision.io import ImageReadMode, decode_png
+
+from mnist_lib.errors import MnistLibError
+
+# Per-dataset mean/std of the [0, 1] training pixels (the assignment's 0.1307 / 0.3081 for MNIST).
+NORMALIZATION = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530)}
+CLASS_NAMES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+}
+TORCHVISION_CLASSES = {"mnist": torchvision.datasets.MNIST, "fashion-mnist": torchvision.datasets.FashionMNIST}
+IDX_FILES = {  # split -> (images, labels), as torchvision names them in <root>/<Class>/raw/
+    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+IDX_MAGIC = {"images": 0x00000803, "labels": 0x00000801}  # ubyte, 3 or 1 dimensions
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
+COURSE_NAME = re.compile(r"^(\d+)_(\d+)\.png$")
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """An explicit argument, else $MNIST_DATA_DIR, else ./data."""
+    if data_dir:
+        return Path(data_dir)
+    return Path(os.environ.get("MNIST_DATA_DIR") or "data")
+
+
+# --------------------------------------------------------------------------- IDX files
+
+def check_idx_file(path: Path, kind: str) -> int:
+    """Check an uncompressed IDX file's magic number and that its size matches its header
+    (a truncated download is the usual failure); return the item count."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(16 if kind == "images" else 8)
+    except OSError as exc:
+        raise MnistLibError(f"cannot read {path}: {exc.strerror}") from None
+    dims = 3 if kind == "images" else 1
+    if len(header) < 4 + 4 * dims:
+        raise MnistLibError(f"{path} is truncated (only {len(header)} header bytes): download it again")
+    magic = struct.unpack(">I", header[:4])[0]
+    if magic != IDX_MAGIC[kind]:
+        raise MnistLibError(f"{path} has magic number {magic:#010x}, expected {IDX_MAGIC[kind]:#010x} "
+                            f"for IDX {kind}: is it the right (uncompressed) file?")
+    shape = struct.unpack(f">{dims}I", header[4:4 + 4 * dims])
+    expected = 4 + 4 * dims + int(np.prod(shape))
+    actual = path.stat().st_size
+    if actual != expected:
+        raise MnistLibError(f"{path} is {actual:,} bytes but its header promises {expected:,} "
+                            f"({'x'.join(map(str, shape))}): the file is truncated or corrupt, download it again")
+    if kind == "images" and shape[1:] != (28, 28):
+        raise MnistLibError(f"{path} holds {shape[1]}x{shape[2]} images, expected 28x28")
+    return shape[0]
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a uint8 array as an uncompressed IDX file (tests and tools build data with it)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    with open(path, "wb") as f:
+        f.write(struct.pack(">I", 0x0800 | array.ndim))
+        f.write(struct.pack(f">{array.ndim}I", *array.shape))
+        f.write(array.tobytes())
+
+
+def _stage_fashion_mnist(root: Path, raw: Path) -> Path:
+    """torchvision only looks in <root>/FashionMNIST/raw. Debian's package ships the four
+    original .gz files; put them where torchvision extracts them offline. If <root> is
+    read-only (a shared data folder), stage under ./data instead; return the root to use."""
+    for candidate in (root, Path("data")):
+        target = candidate / "FashionMNIST" / "raw"
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            for gz in sorted(raw.glob("*-ubyte.gz")):
+                if not (target / gz.name).exists():
+                    shutil.copyfile(gz, target / gz.name)
+            return candidate
+        except OSError:
+            continue
+    raise MnistLibError(f"cannot stage Fashion-MNIST from {raw}: {root} and ./data are not writable")
+
+
+def load_idx(dataset: str, root: Path, train: bool, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (uint8 N x 28 x 28) and labels (int64 N) through torchvision, checked first."""
+    cls = TORCHVISION_CLASSES[dataset]
+    raw = root / cls.__name__ / "raw"
+    names = IDX_FILES[train]
+    present = all((raw / n).is_file() for n in names)
+    if not present and dataset == "fashion-mnist" and DEBIAN_FASHION_MNIST.is_dir():
+        root = _stage_fashion_mnist(root, DEBIAN_FASHION_MNIST)
+        raw = root / cls.__name__ / "raw"
+        download = True  # the .gz files are local: torchvision's "download" only verifies and extracts
+    elif not present and not download:
+        raise MnistLibError(_missing_message(dataset, raw))
+    if not present:
+        try:
+            cls(str(root), train=train, download=True)
+        except Exception as exc:  # no network, read-only root, bad mirror: all mean "not here"
+            raise MnistLibError(_missing_message(dataset, raw) + f" (download failed: {str(exc).splitlines()[0][:120]})") from None
+    n_images = check_idx_file(raw / names[0], "images")
+    n_labels = check_idx_file(raw / names[1], "labels")
+    if n_images != n_labels:
+        raise MnistLibError(f"{raw / names[0]} holds {n_images:,} images but {raw / names[1]} "
+                            f"holds {n_labels:,} labels: the files belong to different downloads")
+    ds = cls(str(root), train=train, download=False)
+    images, labels = ds.data.contiguous(), ds.targets.long()
+    _check_labels(labels, raw / names[1])
+    return images, labels
+
+
+def _missing_message(dataset: str, raw: Path) -> str:
+    if dataset == "fashion-mnist":
+        how = "run `apt-get install dataset-fashion-mnist`, or allow torchvision to download"
+    else:
+        how = "set MNIST_DATA_DIR (or --data-dir) to the folder that holds MNIST/raw, or allow torchvision to download"
+    files = ", ".join(IDX_FILES[True] + IDX_FILES[False])
+    return f"no {dataset} data in {raw} (expected {files}): {how}"
+
+
+def _check_labels(labels: torch.Tensor, source: object) -> None:
+    bad = ((labels < 0) | (labels > 9)).nonzero()
+    if len(bad):
+        i = int(bad[0])
+        raise MnistLibError(f"{source}: label {int(labels[i])} at index {i} is outside 0-9")
+
+
+# --------------------------------------------------------------------------- the course's PNG format
+
+def _decode_course_png(name: str, payload: bytes, source: str) -> tuple[int, int, torch.Tensor]:
+    match = COURSE_NAME.match(os.path.basename(name))
+    if not match:
+        raise MnistLibError(f"{source}: member {name!r} is not named {{ID}}_{{Label}}.png")
+    image_id, label = int(match.group(1)), int(match.group(2))
+    if label > 9:
+        raise MnistLibError(f"{source}: {name!r} has label {label}, outside 0-9")
+    try:
+        image = decode_png(torch.frombuffer(bytearray(payload), dtype=torch.uint8), ImageReadMode.UNCHANGED)
+    except RuntimeError:
+        raise MnistLibError(f"{source}: {name!r} is not a readable PNG") from None
+    if image.shape != (1, 28, 28):
+        raise MnistLibError(f"{source}: {name!r} is {image.shape[2]}x{image.shape[1]} with {image.shape[0]} "
+                            f"channel(s); course images are 28x28 grayscale")
+    return image_id, label, image[0]
+
+
+def _stack_by_id(items: list[tuple[int, int, torch.Tensor]], source: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if not items:
+        raise MnistLibError(f"{source} holds no {{ID}}_{{Label}}.png images")
+    items.sort(key=lambda item: item[0])  # ID order, so a tar and the IDX files it came from agree
+    images = torch.stack([image for _, _, image in items])
+    labels = torch.tensor([label for _, label, _ in items], dtype=torch.long)
+    return images, labels
+
+
+def load_course_tar(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """A course tar (`train.tar` / `test.tar`) of PNGs named `{ID}_{Label}.png` in any folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise MnistLibError(f"{path} does not exist: put the course's train.tar/test.tar there, "
+                            f"or write them with `python -m mnist_lib export-tar`")
+    try:
+        with tarfile.open(path) as tar:
+            items = [_decode_course_png(m.name, tar.extractfile(m).read(), str(path))
+                     for m in tar.getmembers() if m.isfile()]
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise MnistLibError(f"{path} is not a readable tar archive ({exc})") from None
+    return _stack_by_id(items, str(path))
+
+
+def load_png_folder(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """A folder (searched recursively) of PNGs named `{ID}_{Label}.png`."""
+    path = Path(path)
+    if not path.is_dir():
+        raise MnistLibError(f"{path} is not a folder of {{ID}}_{{Label}}.png images")
+    items = [_decode_course_png(str(p.relative_to(path)), p.read_bytes(), str(path))
+             for p in sorted(path.rglob("*")) if p.is_file()]
+    return _stack_by_id(items, str(path))
+
+
+def write_course_tar(images: torch.Tensor, labels: torch.Tensor, path: str | os.PathLike,
+                     prefix: str = "") -> None:
+    """Write images as a course tar, member `{prefix}{index}_{label}.png`; atomic."""
+    from torchvision.io import encode_png
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with tarfile.open(tmp, "w") as tar:
+        for i, (image, label) in enumerate(zip(images, labels)):
+            data = encode_png(image.reshape(1, 28, 28).to(torch.uint8)).numpy().tobytes()
+            info = tarfile.TarInfo(f"{prefix}{i:05d}_{int(label)}.png")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    os.replace(tmp, path)
+
+
+def load_split(dataset: str, data_dir: str | os.PathLike | None, data_format: str, train: bool,
+               download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split as (uint8 images N x 28 x 28, int64 labels) from the chosen format."""
+    root = resolve_data_dir(data_dir)
+    name = "train" if train else "test"
+    if data_format == "idx":
+        return load_idx(dataset, root, train, download)
+    if data_format == "tar":
+        return load_course_tar(root / f"{name}.tar")
+    if data_format == "folder":
+        return load_png_folder(root / name)
+    raise MnistLibError(f"data_format {data_format!r} is unknown: choose idx, tar or folder")
+
+
+# --------------------------------------------------------------------------- tensors ready to train
+
+@dataclass
+class Split:
+    images: torch.Tensor  # float32 N x 1 x 28 x 28, normalized
+    labels: torch.Tensor  # int64 N
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device | str) -> "Split":
+        return Split(self.images.to(device), self.labels.to(device))
+
+
+@dataclass
+class DataSplits:
+    train: Split
+    val: Split
+    test: Split
+    dataset: str
+    mean: float
+    std: float
+
+    @property
+    def class_names(self) -> list[str]:
+        return CLASS_NAMES[self.dataset]
+
+    def to(self, device: torch.device | str) -> "DataSplits":
+        return DataSplits(self.train.to(device), self.val.to(device), self.test.to(device),
+                          self.dataset, self.mean, self.std)
+
+    def unnormalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Back to [0, 1] pixels, for pictures."""
+        return (images * self.std + self.mean).clamp(0, 1)
+
+
+def normalize(images: torch.Tensor, dataset: str) -> torch.Tensor:
+    """uint8 N x 28 x 28 -> float32 N x 1 x 28 x 28: [0, 1], minus mean, over std."""
+    mean, std = NORMALIZATION[dataset]
+    return ((images.float() / 255.0 - mean) / std).unsqueeze(1)
+
+
+def split_train_val(n: int, val_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the training and validation parts; the same for a given (n, val_size, seed)."""
+    if val_size >= n:
+        raise MnistLibError(f"val_size {val_size} leaves no training images out of {n}: lower val_size")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[val_size:].sort().values, perm[:val_size].sort().values
+
+
+def load_data(dataset: str = "mnist", data_dir: str | os.PathLike | None = None, data_format: str = "idx",
+              val_size: int = 5000, limit: int | None = None, download: bool = True,
+              split_seed: int = 0) -> DataSplits:
+    """Train / validation / test splits as normalized CPU tensors.
+
+    The validation split is carved from the training set with a fixed seed (the same images
+    for every training seed, so seeds differ only in training); ``limit`` keeps the first N of
+    the remaining training images; the test set is always whole."""
+    train_images, train_labels = load_split(dataset, data_dir, data_format, True, download)
+    test_images, test_labels = load_split(dataset, data_dir, data_format, False, download)
+    train_idx, val_idx = split_train_val(len(train_labels), val_size, split_seed)
+    if limit is not None:
+        if limit > len(train_idx):
+            raise MnistLibError(f"limit {limit:,} is larger than the {len(train_idx):,} training images "
+                                f"left after the {val_size:,}-image validation split: lower limit")
+        train_idx = train_idx[:limit]
+    mean, std = NORMALIZATION[dataset]
+    x_train, x_test = normalize(train_images, dataset), normalize(test_images, dataset)
+    return DataSplits(
+        train=Split(x_train[train_idx], train_labels[train_idx]),
+        val=Split(x_train[val_idx], train_labels[val_idx]),
+        test=Split(x_test, test_labels),
+        dataset=dataset, mean=mean, std=std,
+    )
+
+
+def batches(split: Split, batch_size: int, generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Mini-batches as slices of the split's tensors, shuffled when a generator is given."""
+    n = len(split)
+    if generator is None:
+        for start in range(0, n, batch_size):
+            yield split.images[start:start + batch_size], split.labels[start:start + batch_size]
+        return
+    order = torch.randperm(n, generator=generator).to(split.images.device)
+    for idx in order.split(batch_size):
+        yield split.images[idx], split.labels[idx]
+
+
+def augment_batch(images: torch.Tensor, degrees: float, shift: float, background: float,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random rotation (+-degrees) and shift (+-shift pixels), a different one per image, on a
+    normalized batch. Background fills what moves in. Training batches only."""
+    n = images.shape[0]
+    device = images.device
+    params = torch.rand(n, 3, generator=generator).to(device) * 2 - 1  # drawn on CPU: same on any device
+    angle = params[:, 0] * (degrees * torch.pi / 180)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # affine_grid works in [-1, 1] coordinates: one pixel is 2/28.
+    tx, ty = params[:, 1] * shift * 2 / 28, params[:, 2] * shift * 2 / 28
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    moved = F.grid_sample(images - background, grid, align_corners=False, padding_mode="zeros")
+    return moved + background

@@ -1,0 +1,302 @@
+"""The training engine, shared by the CLI and the notebooks: one `TrainConfig` in, a run folder
+(`metrics.json`, `model.pt`, `checkpoint.pt`) and the metrics dict out."""
+
+from __future__ import annotations
+
+import copy
+import math
+import platform
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+from tqdm.auto import tqdm
+
+from mnist_lib.config import TrainConfig
+from mnist_lib.data import DataSplits, Split, augment_batch, batches, load_data
+from mnist_lib.errors import MnistLibError
+from mnist_lib.files import ensure_writable_dir, read_json, write_json, write_torch
+from mnist_lib.models import build_model, count_parameters
+
+METRICS = "metrics.json"
+MODEL = "model.pt"
+CHECKPOINT = "checkpoint.pt"
+NAN_CHECK_EVERY = 50  # steps between divergence checks: each check is one host sync
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """auto: CUDA, then Apple MPS, then CPU. An explicit device that is absent is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    kind = name.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise MnistLibError(f"device {name!r} is not available here: use --device auto or cpu")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise MnistLibError(f"device {name!r} is not available here: use --device auto or cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def environment(device: torch.device, config: TrainConfig) -> dict[str, Any]:
+    return {
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "seed": config.seed,
+    }
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, split: Split, batch_size: int = 2000) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy in percent) over a split, in large batches."""
+    model.eval()
+    loss_sum = torch.zeros((), device=split.images.device)
+    correct = torch.zeros((), dtype=torch.long, device=split.images.device)
+    for x, y in batches(split, batch_size):
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+    n = max(len(split), 1)
+    return loss_sum.item() / n, 100.0 * correct.item() / n
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, split: Split, batch_size: int = 2000) -> torch.Tensor:
+    """Predicted class per image (CPU int64), for confusion matrices and galleries."""
+    model.eval()
+    return torch.cat([model(x).argmax(1).cpu() for x, _ in batches(split, batch_size)])
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                           nesterov=config.nesterov, weight_decay=config.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
+    """Stepped once per batch. onecycle: warm up to lr, then anneal (Smith & Topin, 2019)."""
+    total = config.epochs * steps_per_epoch
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total,
+                                                   pct_start=0.25, div_factor=10.0, final_div_factor=100.0)
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def _rng_state(shuffle: torch.Generator, augment: torch.Generator) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state(), "augment": augment.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], shuffle: torch.Generator, augment: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    shuffle.set_state(state["shuffle"])
+    augment.set_state(state["augment"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A training checkpoint, loaded safely (tensors and plain data only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MnistLibError(f"{path} does not exist: nothing to resume (start the run without --resume)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise MnistLibError(f"{path} is not a readable checkpoint ({type(exc).__name__}): "
+                            f"delete it and start the run again") from None
+    if not isinstance(checkpoint, dict) or "model_state" not in checkpoint or "config" not in checkpoint:
+        raise MnistLibError(f"{path} is not an mnist_lib training checkpoint")
+    return checkpoint
+
+
+def load_model(path: str | Path, config: TrainConfig) -> nn.Module:
+    """A model of ``config``'s architecture with the weights of a saved `model.pt` (a state_dict)."""
+    path = Path(path)
+    model = build_model(config.model, config.batchnorm, config.dropout)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise MnistLibError(f"{path} does not exist: train the model first") from None
+    except Exception as exc:
+        raise MnistLibError(f"{path} is not a readable model file ({type(exc).__name__})") from None
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise MnistLibError(f"{path} does not hold weights of model {config.model!r}: "
+                            f"{str(exc).splitlines()[0][:160]}") from None
+    return model
+
+
+def _check_resumable(checkpoint: dict[str, Any], config: TrainConfig, path: Path) -> None:
+    saved = checkpoint["config"]
+    # Everything but the length of the run and how it is shown must match, or the resumed
+    # run would not be the run that was started.
+    ignore = {"epochs", "progress", "data_dir", "device", "threads"}
+    diffs = [k for k in saved if k not in ignore and saved[k] != getattr(config, k, None)]
+    if diffs:
+        k = diffs[0]
+        raise MnistLibError(f"{path} was saved with {k}={saved[k]!r}, not {getattr(config, k, None)!r}: "
+                            f"resume with the same settings, or train into a new --out")
+    if checkpoint["epoch"] > config.epochs:
+        raise MnistLibError(f"{path} is already at epoch {checkpoint['epoch']}, past epochs={config.epochs}")
+
+
+@dataclass
+class TrainResult:
+    metrics: dict[str, Any]  # exactly what metrics.json holds
+    model: nn.Module  # the kept model (best validation epoch), in eval mode, on the device
+    data: DataSplits  # the tensors it was trained and evaluated on, on the device
+
+
+def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSplits | None = None,
+          resume: bool = False, overwrite: bool = False) -> TrainResult:
+    """Train ``config.model``; with ``out_dir``, also write the run folder.
+
+    The kept model is the epoch with the best validation accuracy (the last epoch when
+    ``val_size`` is 0); test numbers are recorded but never used to choose.
+    """
+    config.validate()
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        if (out / METRICS).exists() and not (resume or overwrite):
+            raise MnistLibError(f"{out} already holds a finished run: choose another --out, "
+                                f"or pass --overwrite (or --resume to extend it)")
+        ensure_writable_dir(out)
+    checkpoint = load_checkpoint(out / CHECKPOINT) if resume and out is not None else None
+    if resume and out is None:
+        raise MnistLibError("resume needs an output folder (--out) holding checkpoint.pt")
+    if checkpoint is not None:
+        _check_resumable(checkpoint, config, out / CHECKPOINT)
+
+    device = select_device(config.device)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    if data is None:
+        data = load_data(config.dataset, config.data_dir, config.data_format, config.val_size,
+                         config.limit, config.download)
+    data = data.to(device)
+
+    seed_everything(config.seed)
+    model = build_model(config.model, config.batchnorm, config.dropout).to(device)
+    optimizer = make_optimizer(model, config)
+    steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
+    scheduler = make_scheduler(optimizer, config, steps_per_epoch)
+    shuffle_gen = torch.Generator().manual_seed(config.seed)
+    augment_gen = torch.Generator().manual_seed(config.seed + 1)
+    background = -data.mean / data.std  # a 0 pixel after normalization
+    history: list[dict[str, Any]] = []
+    best_state, best_key, best_epoch = None, None, 0
+    start_epoch = 1
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model_state"])
+        optimizer.load_state_dict(checkpoint["optimizer_state"])
+        scheduler.load_state_dict(checkpoint["scheduler_state"])
+        _set_rng_state(checkpoint["rng"], shuffle_gen, augment_gen)
+        history = checkpoint["history"]
+        best_state, best_epoch = checkpoint["best_state"], checkpoint["best_epoch"]
+        best_key = (history[best_epoch - 1]["val_acc"], -history[best_epoch - 1]["val_loss"]) if best_epoch else None
+        start_epoch = checkpoint["epoch"] + 1
+
+    bar = tqdm(total=(config.epochs - start_epoch + 1) * steps_per_epoch, disable=not config.progress,
+               desc=f"{config.model} seed {config.seed}", unit="step", dynamic_ncols=True)
+    for epoch in range(start_epoch, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        model.train()
+        losses = torch.zeros(steps_per_epoch, device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        for step, (x, y) in enumerate(batches(data.train, config.batch_size, shuffle_gen)):
+            if config.augment:
+                x = augment_batch(x, config.augment_degrees, config.augment_shift, background, augment_gen)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses[step] = loss.detach() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
+            if (step + 1) % NAN_CHECK_EVERY == 0 or step + 1 == steps_per_epoch:
+                _check_finite(losses, step, epoch, config.lr)
+            bar.update(1)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        train_seconds = time.perf_counter() - epoch_start
+        train_loss = losses.sum().item() / len(data.train)
+        train_acc = 100.0 * correct.item() / len(data.train)
+        val_loss, val_acc = evaluate(model, data.val, config.eval_batch_size) if len(data.val) else (float("nan"), float("nan"))
+        test_loss, test_acc = evaluate(model, data.test, config.eval_batch_size)
+        entry = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+                 "val_loss": val_loss if len(data.val) else None, "val_acc": val_acc if len(data.val) else None,
+                 "test_loss": test_loss, "test_acc": test_acc, "train_seconds": train_seconds,
+                 "seconds": time.perf_counter() - epoch_start}
+        history.append(entry)
+        key = (val_acc, -val_loss) if len(data.val) else (epoch, 0)
+        if best_key is None or key > best_key:
+            best_key, best_epoch = key, epoch
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        bar.set_postfix(epoch=epoch, val_acc=f"{val_acc:.2f}", test_acc=f"{test_acc:.2f}")
+        if out is not None:
+            write_torch(out / CHECKPOINT, {
+                "config": config.to_dict(), "epoch": epoch, "model_state": model.state_dict(),
+                "optimizer_state": optimizer.state_dict(), "scheduler_state": scheduler.state_dict(),
+                "rng": _rng_state(shuffle_gen, augment_gen), "history": history,
+                "best_state": best_state, "best_epoch": best_epoch,
+            })
+    bar.close()
+
+    model.load_state_dict(best_state)
+    metrics = {
+        "config": config.to_dict(),
+        "environment": environment(device, config),
+        "params": count_parameters(model),
+        "history": history,
+        "selected_epoch": best_epoch,
+        "selection": "best validation accuracy" if len(data.val) else "last epoch (no validation split)",
+        "final": dict(history[best_epoch - 1]),
+        "sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
+    }
+    if out is not None:
+        write_torch(out / MODEL, best_state)
+        write_json(out / METRICS, metrics)  # last: its presence marks a finished run
+    model.eval()
+    return TrainResult(metrics, model, data)
+
+
+def _check_finite(losses: torch.Tensor, step: int, epoch: int, lr: float) -> None:
+    seen = losses[: step + 1]
+    if not bool(torch.isfinite(seen).all()):
+        bad = int((~torch.isfinite(seen)).nonzero()[0])
+        raise MnistLibError(f"training diverged: the loss became {seen[bad].item()} at epoch {epoch}, "
+                            f"step {bad + 1}; lower lr (now {lr}) and start again")
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, Any]:
+    return read_json(Path(run_dir) / METRICS)
