@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mnist_lib.errors import MnistLibError
@@ -75,6 +75,10 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def replace(self, **changes: Any) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise MnistLibError(f"unknown config parameter(s) {', '.join(unknown)}: known are {', '.join(sorted(names))}")
         config = dataclasses.replace(self, **changes)
         config.validate()
         return config
@@ -127,12 +131,13 @@ class TrainConfig:
 # The two recipes the report compares. "course" is the assignment template, kept as given;
 # "tuned" is the project's default: a one-cycle schedule reaches a better optimum in few
 # epochs (the budget is minutes on 2 CPU cores), a larger batch makes each epoch cheaper on
-# CPU, and weight decay + Nesterov are the standard small-CNN settings.
+# CPU, weight decay + Nesterov are the standard small-CNN settings, and small random
+# shifts/rotations of the training images are the cheapest accuracy a 62k-parameter net gets.
 PRESETS: dict[str, dict[str, Any]] = {
     "course": dict(epochs=10, batch_size=64, optimizer="sgd", lr=0.01, momentum=0.9,
                    nesterov=False, weight_decay=0.0, schedule="none", augment=False),
     "tuned": dict(epochs=8, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
-                  nesterov=True, weight_decay=5e-4, schedule="onecycle", augment=False),
+                  nesterov=True, weight_decay=5e-4, schedule="onecycle", augment=True),
 }
 
 
