@@ -7,6 +7,7 @@ device), so no per-sample decoding happens while training.
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import re
@@ -20,8 +21,6 @@ from typing import Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
-from torchvision.io import ImageReadMode, decode_png
 
 from mnist_lib.errors import MnistLibError
 
@@ -32,7 +31,9 @@ CLASS_NAMES = {
     "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                       "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
 }
-TORCHVISION_CLASSES = {"mnist": torchvision.datasets.MNIST, "fashion-mnist": torchvision.datasets.FashionMNIST}
+# torchvision's dataset class per dataset; its name is the folder under <root>. torchvision is
+# imported only to download: importing it costs ~170 MB of memory and seconds of start-up.
+TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 IDX_FILES = {  # split -> (images, labels), as torchvision names them in <root>/<Class>/raw/
     True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -91,12 +92,19 @@ def _stage_fashion_mnist(root: Path, raw: Path) -> Path:
     original .gz files; put them where torchvision extracts them offline. If <root> is
     read-only (a shared data folder), stage under ./data instead; return the root to use."""
     for candidate in (root, Path("data")):
+        if candidate.exists() and not candidate.stat().st_mode & 0o222:
+            continue  # no write bits: read-only by intent, even for root (a shared data folder)
         target = candidate / "FashionMNIST" / "raw"
         try:
             target.mkdir(parents=True, exist_ok=True)
+            # Decompress here: Debian's .gz files are not byte-identical to torchvision's (other
+            # MD5s), so torchvision's offline "download" would reject them and go to the network.
             for gz in sorted(raw.glob("*-ubyte.gz")):
-                if not (target / gz.name).exists():
-                    shutil.copyfile(gz, target / gz.name)
+                if not (target / gz.stem).exists():
+                    tmp = target / f".{gz.stem}.{os.getpid()}.tmp"
+                    with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                    os.replace(tmp, target / gz.stem)
             return candidate
         except OSError:
             continue
@@ -104,20 +112,23 @@ def _stage_fashion_mnist(root: Path, raw: Path) -> Path:
 
 
 def load_idx(dataset: str, root: Path, train: bool, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (uint8 N x 28 x 28) and labels (int64 N) through torchvision, checked first."""
-    cls = TORCHVISION_CLASSES[dataset]
-    raw = root / cls.__name__ / "raw"
+    """Images (uint8 N x 28 x 28) and labels (int64 N) from torchvision's layout, checked first."""
+    folder = TORCHVISION_CLASSES[dataset]
+    raw = root / folder / "raw"
     names = IDX_FILES[train]
-    present = all((raw / n).is_file() for n in names)
+    # torchvision refuses to read either split unless all four files are there
+    present = all((raw / n).is_file() for pair in IDX_FILES.values() for n in pair)
     if not present and dataset == "fashion-mnist" and DEBIAN_FASHION_MNIST.is_dir():
         root = _stage_fashion_mnist(root, DEBIAN_FASHION_MNIST)
-        raw = root / cls.__name__ / "raw"
-        download = True  # the .gz files are local: torchvision's "download" only verifies and extracts
+        raw = root / folder / "raw"
+        present = True  # staged: the four IDX files are there, uncompressed
     elif not present and not download:
         raise MnistLibError(_missing_message(dataset, raw))
     if not present:
         try:
-            cls(str(root), train=train, download=True)
+            import torchvision
+
+            getattr(torchvision.datasets, folder)(str(root), train=train, download=True)
         except Exception as exc:  # no network, read-only root, bad mirror: all mean "not here"
             raise MnistLibError(_missing_message(dataset, raw) + f" (download failed: {str(exc).splitlines()[0][:120]})") from None
     n_images = check_idx_file(raw / names[0], "images")
@@ -125,8 +136,9 @@ def load_idx(dataset: str, root: Path, train: bool, download: bool = True) -> tu
     if n_images != n_labels:
         raise MnistLibError(f"{raw / names[0]} holds {n_images:,} images but {raw / names[1]} "
                             f"holds {n_labels:,} labels: the files belong to different downloads")
-    ds = cls(str(root), train=train, download=False)
-    images, labels = ds.data.contiguous(), ds.targets.long()
+    # Checked above, so read directly (as torchvision would): the header is 16 or 8 bytes.
+    images = torch.from_numpy(np.fromfile(raw / names[0], dtype=np.uint8, offset=16).reshape(-1, 28, 28))
+    labels = torch.from_numpy(np.fromfile(raw / names[1], dtype=np.uint8, offset=8).astype(np.int64))
     _check_labels(labels, raw / names[1])
     return images, labels
 
@@ -156,13 +168,16 @@ def _decode_course_png(name: str, payload: bytes, source: str) -> tuple[int, int
     image_id, label = int(match.group(1)), int(match.group(2))
     if label > 9:
         raise MnistLibError(f"{source}: {name!r} has label {label}, outside 0-9")
+    from torchvision.io import ImageReadMode, decode_png
+
     try:
         image = decode_png(torch.frombuffer(bytearray(payload), dtype=torch.uint8), ImageReadMode.UNCHANGED)
     except RuntimeError:
         raise MnistLibError(f"{source}: {name!r} is not a readable PNG") from None
-    if image.shape != (1, 28, 28):
+    if image.shape != (1, 28, 28) or image.dtype != torch.uint8:
+        bits = 16 if image.dtype == torch.uint16 else 8
         raise MnistLibError(f"{source}: {name!r} is {image.shape[2]}x{image.shape[1]} with {image.shape[0]} "
-                            f"channel(s); course images are 28x28 grayscale")
+                            f"channel(s) of {bits} bits; course images are 28x28 8-bit grayscale")
     return image_id, label, image[0]
 
 
@@ -186,7 +201,8 @@ def load_course_tar(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor
             items = [_decode_course_png(m.name, tar.extractfile(m).read(), str(path))
                      for m in tar.getmembers() if m.isfile()]
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise MnistLibError(f"{path} is not a readable tar archive ({exc})") from None
+        detail = str(exc).splitlines()[0].rstrip(":") if str(exc) else type(exc).__name__  # 3.11+: one line per method
+        raise MnistLibError(f"{path} is not a readable tar archive ({detail})") from None
     return _stack_by_id(items, str(path))
 
 
@@ -269,7 +285,8 @@ class DataSplits:
 def normalize(images: torch.Tensor, dataset: str) -> torch.Tensor:
     """uint8 N x 28 x 28 -> float32 N x 1 x 28 x 28: [0, 1], minus mean, over std."""
     mean, std = NORMALIZATION[dataset]
-    return ((images.float() / 255.0 - mean) / std).unsqueeze(1)
+    # in place: one float copy of the images, not four (the same arithmetic, so the same values)
+    return images.float().div_(255.0).sub_(mean).div_(std).unsqueeze(1)
 
 
 def split_train_val(n: int, val_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -297,11 +314,11 @@ def load_data(dataset: str = "mnist", data_dir: str | os.PathLike | None = None,
                                 f"left after the {val_size:,}-image validation split: lower limit")
         train_idx = train_idx[:limit]
     mean, std = NORMALIZATION[dataset]
-    x_train, x_test = normalize(train_images, dataset), normalize(test_images, dataset)
+    # Index the uint8 images first, so only the kept ones become float (peak memory).
     return DataSplits(
-        train=Split(x_train[train_idx], train_labels[train_idx]),
-        val=Split(x_train[val_idx], train_labels[val_idx]),
-        test=Split(x_test, test_labels),
+        train=Split(normalize(train_images[train_idx], dataset), train_labels[train_idx]),
+        val=Split(normalize(train_images[val_idx], dataset), train_labels[val_idx]),
+        test=Split(normalize(test_images, dataset), test_labels),
         dataset=dataset, mean=mean, std=std,
     )
 
@@ -324,7 +341,9 @@ def augment_batch(images: torch.Tensor, degrees: float, shift: float, background
     normalized batch. Background fills what moves in. Training batches only."""
     n = images.shape[0]
     device = images.device
-    params = torch.rand(n, 3, generator=generator).to(device) * 2 - 1  # drawn on CPU: same on any device
+    # Drawn on CPU: the same on any device. non_blocking: a plain copy to the GPU would wait for
+    # it to finish its queued work, a host sync on every training step.
+    params = torch.rand(n, 3, generator=generator).to(device, non_blocking=True) * 2 - 1
     angle = params[:, 0] * (degrees * torch.pi / 180)
     cos, sin = torch.cos(angle), torch.sin(angle)
     # affine_grid works in [-1, 1] coordinates: one pixel is 2/28.

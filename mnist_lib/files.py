@@ -15,6 +15,9 @@ def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) ->
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; results should read like any other file
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()

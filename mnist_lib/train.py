@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import math
 import platform
 import random
@@ -15,7 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -57,7 +57,7 @@ def seed_everything(seed: int) -> None:
 def environment(device: torch.device, config: TrainConfig) -> dict[str, Any]:
     return {
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": importlib.metadata.version("torchvision"),  # importing it costs ~170 MB and seconds
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": str(device),
@@ -89,10 +89,13 @@ def predict(model: nn.Module, split: Split, batch_size: int = 2000) -> torch.Ten
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    # fused: one kernel updates every parameter, instead of a few small ops per tensor
+    # (10-40% faster steps on CPU for these small models); CPU and CUDA have the kernels.
+    fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
     return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                           nesterov=config.nesterov, weight_decay=config.weight_decay)
+                           nesterov=config.nesterov, weight_decay=config.weight_decay, fused=fused)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
@@ -164,6 +167,9 @@ def _check_resumable(checkpoint: dict[str, Any], config: TrainConfig, path: Path
         k = diffs[0]
         raise MnistLibError(f"{path} was saved with {k}={saved[k]!r}, not {getattr(config, k, None)!r}: "
                             f"resume with the same settings, or train into a new --out")
+    if saved.get("epochs") != config.epochs and config.schedule != "none":
+        raise MnistLibError(f"{path} was saved by a {saved.get('epochs')}-epoch run, and the {config.schedule} schedule "
+                            f"depends on the number of epochs: resume with epochs={saved.get('epochs')}, or train into a new --out")
     if checkpoint["epoch"] > config.epochs:
         raise MnistLibError(f"{path} is already at epoch {checkpoint['epoch']}, past epochs={config.epochs}")
 
@@ -205,6 +211,9 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
 
     seed_everything(config.seed)
     model = build_model(config.model, config.batchnorm, config.dropout).to(device)
+    # channels_last (NHWC): oneDNN's convolution and max-pool kernels are ~1.5x faster for LeNet-5
+    # on CPU. The 1-channel input needs no conversion; fully connected layers are unaffected.
+    model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
     steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
     scheduler = make_scheduler(optimizer, config, steps_per_epoch)
@@ -221,7 +230,8 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
         _set_rng_state(checkpoint["rng"], shuffle_gen, augment_gen)
         history = checkpoint["history"]
         best_state, best_epoch = checkpoint["best_state"], checkpoint["best_epoch"]
-        best_key = (history[best_epoch - 1]["val_acc"], -history[best_epoch - 1]["val_loss"]) if best_epoch else None
+        kept = history[best_epoch - 1] if best_epoch else None
+        best_key = None if kept is None else (kept["val_acc"], -kept["val_loss"]) if kept["val_acc"] is not None else (best_epoch, 0)
         start_epoch = checkpoint["epoch"] + 1
 
     bar = tqdm(total=(config.epochs - start_epoch + 1) * steps_per_epoch, disable=not config.progress,
@@ -253,6 +263,10 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
         train_acc = 100.0 * correct.item() / len(data.train)
         val_loss, val_acc = evaluate(model, data.val, config.eval_batch_size) if len(data.val) else (float("nan"), float("nan"))
         test_loss, test_acc = evaluate(model, data.test, config.eval_batch_size)
+        if not (math.isfinite(test_loss) and (math.isfinite(val_loss) or not len(data.val))):
+            # the last step's update can break the weights after its loss was checked
+            raise MnistLibError(f"training diverged: the evaluation loss became {test_loss if not math.isfinite(test_loss) else val_loss} "
+                                f"after epoch {epoch}, step {steps_per_epoch}; lower lr (now {config.lr}) and start again")
         entry = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
                  "val_loss": val_loss if len(data.val) else None, "val_acc": val_acc if len(data.val) else None,
                  "test_loss": test_loss, "test_acc": test_acc, "train_seconds": train_seconds,

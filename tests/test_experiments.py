@@ -1,0 +1,95 @@
+"""Variants, multi-seed runs, reuse of finished runs, and the summary the report reads."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+from mnist_lib import experiments
+from mnist_lib.config import PRESETS
+from mnist_lib.errors import MnistLibError
+from mnist_lib.experiments import aggregate, run_seeds, summarize, variant_config, write_summary
+
+TINY = dict(epochs=1, val_size=100, progress=False, batch_size=64)
+
+
+def test_variant_config_applies_recipe_then_variant_then_overrides():
+    config = variant_config("ablation_none", "tuned", epochs=3, lr=None)
+    assert config.epochs == 3
+    assert config.lr == PRESETS["tuned"]["lr"]  # None means "the recipe's value"
+    assert config.weight_decay == 0.0 and config.augment is False  # the row overrides the recipe
+    assert variant_config("lenet5", "tuned").augment == PRESETS["tuned"]["augment"]
+    assert variant_config("lenet5_batchnorm", "course").batchnorm is True
+
+
+@pytest.mark.parametrize("bad", [dict(variant="resnet"), dict(recipe="fancy")])
+def test_variant_config_rejects_unknown_names(bad):
+    with pytest.raises(MnistLibError, match=list(bad.values())[0]):
+        variant_config(bad.get("variant", "lenet5"), bad.get("recipe", "tuned"))
+
+
+def test_every_ablation_row_sets_each_regularizer_explicitly():
+    for name in experiments.ABLATION:
+        course, tuned = variant_config(name, "course"), variant_config(name, "tuned")
+        for field in ("weight_decay", "augment", "model", "batchnorm", "dropout"):
+            assert getattr(course, field) == getattr(tuned, field), (name, field)
+
+
+def test_run_seeds_writes_one_run_per_seed_and_reuses_finished_runs(tiny_root, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    first = run_seeds("custom_mlp", [0, 1], runs, "course", data_dir=str(tiny_root), **TINY)
+    assert [m["config"]["seed"] for m in first] == [0, 1]
+    for seed in (0, 1):
+        assert (runs / "mnist" / "course" / "custom_mlp" / f"seed{seed}" / "metrics.json").is_file()
+    # Different seeds train differently.
+    assert first[0]["history"][0]["train_loss"] != first[1]["history"][0]["train_loss"]
+    # Same training config again: nothing is retrained, the saved metrics come back.
+    again = run_seeds("custom_mlp", [0, 1], runs, "course", data_dir=str(tiny_root), **TINY)
+    assert again == first
+    assert "reusing" in capsys.readouterr().out
+    # A different training config (more epochs) is not reused.
+    longer = run_seeds("custom_mlp", [0], runs, "course", data_dir=str(tiny_root), **{**TINY, "epochs": 2})
+    assert len(longer[0]["history"]) == 2
+
+
+def test_aggregate_mean_std_over_seeds():
+    fake = [{"final": {"test_acc": acc, "val_acc": acc - 1, "test_loss": 0.1}, "config": {"seed": s, "epochs": 2},
+             "selected_epoch": 2, "params": 10, "history": [{"seconds": 1.0, "train_seconds": 0.5}] * 2}
+            for s, acc in enumerate([99.0, 99.2, 99.4])]
+    agg = aggregate(fake)
+    assert agg["test_acc"] == [99.0, 99.2, 99.4]
+    assert agg["mean"] == pytest.approx(99.2)
+    assert agg["std"] == pytest.approx(statistics.stdev([99.0, 99.2, 99.4]))
+    assert agg["seeds"] == [0, 1, 2]
+    assert agg["seconds"] == pytest.approx(6.0) and agg["train_seconds"] == pytest.approx(3.0)
+
+
+def test_summary_picks_best_variant_by_validation_not_test(tmp_path):
+    runs = tmp_path / "runs"
+
+    def fake_run(variant, seed, val, test):
+        out = runs / "mnist" / "tuned" / variant / f"seed{seed}"
+        out.mkdir(parents=True)
+        metrics = {"config": {"seed": seed, "epochs": 1}, "params": 1, "selected_epoch": 1,
+                   "final": {"test_acc": test, "val_acc": val, "test_loss": 0.1},
+                   "history": [{"seconds": 1.0, "train_seconds": 1.0}]}
+        (out / "metrics.json").write_text(json.dumps(metrics))
+
+    for seed in (0, 1):
+        fake_run("lenet5", seed, val=99.0, test=99.6)  # better on test...
+        fake_run("lenet5_batchnorm", seed, val=99.3, test=99.1)  # ...but this one wins on validation
+    fake_run("ablation_none", 0, val=99.9, test=99.9)  # ablation rows are not candidates
+    summary = write_summary(runs, tmp_path / "report" / "summary.json")
+    assert json.loads((tmp_path / "report" / "summary.json").read_text()) == summary
+    mnist = summary["mnist"]
+    assert mnist["best_variant"]["variant"] == "lenet5_batchnorm"
+    assert mnist["lenet5"]["test_acc"] == [99.6, 99.6] and mnist["lenet5"]["std"] == 0.0
+    assert set(mnist) == {"lenet5", "lenet5_batchnorm", "ablation_none", "best_variant"}
+
+
+def test_summary_of_nothing_is_a_clear_error(tmp_path):
+    assert summarize(tmp_path / "none") == {}
+    with pytest.raises(MnistLibError, match="no finished runs"):
+        write_summary(tmp_path / "none", tmp_path / "summary.json")
