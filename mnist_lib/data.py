@@ -21,6 +21,7 @@ from typing import Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from mnist_lib.errors import MnistLibError
 
@@ -168,16 +169,18 @@ def _decode_course_png(name: str, payload: bytes, source: str) -> tuple[int, int
     image_id, label = int(match.group(1)), int(match.group(2))
     if label > 9:
         raise MnistLibError(f"{source}: {name!r} has label {label}, outside 0-9")
-    from torchvision.io import ImageReadMode, decode_png
-
+    # Pillow, as the course reads them (torchvision.io's PNG codec is deprecated since 0.29).
     try:
-        image = decode_png(torch.frombuffer(bytearray(payload), dtype=torch.uint8), ImageReadMode.UNCHANGED)
-    except RuntimeError:
+        with Image.open(io.BytesIO(payload)) as png:
+            png.load()
+            mode, size = png.mode, png.size
+            pixels = np.asarray(png) if mode == "L" and size == (28, 28) else None
+    except (OSError, ValueError, SyntaxError):
         raise MnistLibError(f"{source}: {name!r} is not a readable PNG") from None
-    if image.shape != (1, 28, 28) or image.dtype != torch.uint8:
-        bits = 16 if image.dtype == torch.uint16 else 8
-        raise MnistLibError(f"{source}: {name!r} is {image.shape[2]}x{image.shape[1]} with {image.shape[0]} "
-                            f"channel(s) of {bits} bits; course images are 28x28 8-bit grayscale")
+    if pixels is None:
+        raise MnistLibError(f"{source}: {name!r} is {size[0]}x{size[1]} in mode {mode}; "
+                            f"course images are 28x28 8-bit grayscale (mode L)")
+    image = torch.from_numpy(pixels.copy()).unsqueeze(0)
     return image_id, label, image[0]
 
 
@@ -219,13 +222,13 @@ def load_png_folder(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor
 def write_course_tar(images: torch.Tensor, labels: torch.Tensor, path: str | os.PathLike,
                      prefix: str = "") -> None:
     """Write images as a course tar, member `{prefix}{index}_{label}.png`; atomic."""
-    from torchvision.io import encode_png
-
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with tarfile.open(tmp, "w") as tar:
         for i, (image, label) in enumerate(zip(images, labels)):
-            data = encode_png(image.reshape(1, 28, 28).to(torch.uint8)).numpy().tobytes()
+            buffer = io.BytesIO()
+            Image.fromarray(image.reshape(28, 28).to(torch.uint8).numpy(), mode="L").save(buffer, format="PNG")
+            data = buffer.getvalue()
             info = tarfile.TarInfo(f"{prefix}{i:05d}_{int(label)}.png")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))

@@ -291,7 +291,7 @@ GOOD = png_bytes(np.zeros((28, 28), np.uint8))
                  r"'train/00001_3.png' is 27x28 .*28x28 8-bit grayscale", id="27x28"),
     pytest.param("train/00001_3.png", png_bytes(np.zeros((32, 32), np.uint8)), r"'train/00001_3.png' is 32x32", id="32x32"),
     pytest.param("train/00001_3.png", png_bytes(np.zeros((28, 28, 3), np.uint8)),
-                 r"'train/00001_3.png' is 28x28 with 3 channel", id="rgb"),
+                 r"'train/00001_3.png' is 28x28 in mode RGB; course images are 28x28 8-bit grayscale", id="rgb"),
 ])
 def test_bad_course_tar_members(tmp_path, name, payload, message):
     make_tar(tmp_path / "train.tar", {"train/00000_1.png": GOOD, name: payload})
@@ -304,7 +304,7 @@ def test_sixteen_bit_png_is_refused(tmp_path):
     buffer = io.BytesIO()
     Image.fromarray(np.full((28, 28), 300, np.uint16)).save(buffer, format="PNG")
     make_tar(tmp_path / "train.tar", {"00000_1.png": GOOD, "00001_2.png": buffer.getvalue()})
-    with pytest.raises(MnistLibError, match=r"'00001_2.png' is 28x28 with 1 channel\(s\) of 16 bits"):
+    with pytest.raises(MnistLibError, match=r"'00001_2.png' is 28x28 in mode I;16"):
         load_course_tar(tmp_path / "train.tar")
 
 
