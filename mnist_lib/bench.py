@@ -1,0 +1,350 @@
+"""`python -m mnist_lib bench`: how fast the engine trains, against the course's per-sample pipeline.
+
+Two pipelines train the same models on the same images, side by side in one run:
+
+* per-sample: the course template's way. The training images are written as course-format PNGs
+  (`{ID}_{Label}.png`, via `write_course_tar`) and extracted to a temporary folder; a `Dataset`
+  opens and decodes one PNG with PIL per `__getitem__`, applies `ToTensor()` + `Normalize`,
+  and a `DataLoader(batch_size=64, shuffle=True)` collates the batches.
+* fast: the project's engine (`mnist_lib.train.train`): each split decoded once into one tensor,
+  a batch is an index into it.
+
+Each (pipeline, model) is timed `repeats` times, interleaved so that a noisy machine slows both
+alike, and the median is reported. The clock counts training only (evaluation is not timed).
+Also measured: the training time LeNet-5 needs to reach 99% test accuracy with the "tuned"
+preset, and the peak memory (max RSS) of a process running a full-MNIST `train`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+from tqdm.auto import tqdm
+
+import mnist_lib
+from mnist_lib.config import MODEL_NAMES, TrainConfig
+from mnist_lib.data import (COURSE_NAME, NORMALIZATION, DataSplits, Split, load_data, load_split,
+                            split_train_val, write_course_tar)
+from mnist_lib.errors import MnistLibError
+from mnist_lib.files import ensure_writable_dir, write_json
+from mnist_lib.models import build_model
+from mnist_lib.train import evaluate, seed_everything, select_device, train
+
+PIPELINES = ("per-sample", "fast")
+TARGET_ACCURACY = 99.0
+# The issue's targets; the JSON records whether this run met each.
+TARGETS = {"lenet5_speedup": 6.0, "custom_mlp_speedup": 10.0, "time_to_99_seconds": 5.0, "peak_memory_bytes": 1 << 30}
+
+
+class CoursePngDataset(Dataset):
+    """A folder of course-format PNGs (`{ID}_{Label}.png`, searched recursively), decoded with PIL
+    on every access: the per-sample pipeline of the course template."""
+
+    def __init__(self, root: str | os.PathLike, transform=None):
+        root = Path(root)
+        self.samples = []
+        for path in sorted(root.rglob("*.png")):
+            match = COURSE_NAME.match(path.name)
+            if not match:
+                raise MnistLibError(f"{path} is not named {{ID}}_{{Label}}.png")
+            self.samples.append((path, int(match.group(2))))
+        if not self.samples:
+            raise MnistLibError(f"{root} holds no {{ID}}_{{Label}}.png images")
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        path, label = self.samples[index]
+        with Image.open(path) as image:
+            image = image.convert("L")
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, label
+
+
+def course_transform(dataset: str = "mnist") -> transforms.Compose:
+    mean, std = NORMALIZATION[dataset]
+    return transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
+
+
+def write_course_pngs(images: torch.Tensor, labels: torch.Tensor, folder: Path) -> Path:
+    """Write the images as the course does (a tar of `{ID}_{Label}.png`), extract it, return the folder."""
+    tar_path = folder / "train.tar"
+    write_course_tar(images, labels, tar_path, prefix="train/")
+    with tarfile.open(tar_path) as tar:
+        # the "data" filter refuses unsafe members (Python >= 3.10.12 has it)
+        tar.extractall(folder, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    tar_path.unlink()
+    return folder / "train"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def per_sample_run(model_name: str, loader: DataLoader, config: TrainConfig, test: Split,
+                   device: torch.device) -> tuple[float, float]:
+    """Train a fresh model for config.epochs epochs the course way; (training seconds, test accuracy)."""
+    seed_everything(config.seed)
+    model = build_model(model_name).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)  # the course's
+    model.train()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(config.epochs):
+        for images, labels in loader:
+            images, labels = images.to(device), labels.to(device)
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(images), labels)
+            loss.backward()
+            optimizer.step()
+    _sync(device)
+    seconds = time.perf_counter() - start
+    return seconds, evaluate(model, test, config.eval_batch_size)[1]
+
+
+def fast_run(config: TrainConfig, data: DataSplits) -> tuple[float, float]:
+    """Train with the engine; (training seconds, as the engine clocks them, and test accuracy)."""
+    result = train(config, data=data)
+    history = result.metrics["history"]
+    return sum(entry["train_seconds"] for entry in history), history[-1]["test_acc"]
+
+
+def time_to_accuracy(data: DataSplits, device: str, threads: int | None,
+                     target: float = TARGET_ACCURACY) -> dict[str, Any]:
+    """Train LeNet-5 with the tuned preset; the training seconds (evaluation not counted) until
+    the test accuracy first reaches ``target`` percent."""
+    config = TrainConfig.from_preset("tuned", model="lenet5", device=device, threads=threads, progress=False)
+    history = train(config, data=data).metrics["history"]
+    clock, reached = 0.0, None
+    for entry in history:
+        clock += entry["train_seconds"]
+        if entry["test_acc"] >= target:
+            reached = {"seconds": clock, "epoch": entry["epoch"]}
+            break
+    return {
+        "preset": "tuned", "model": "lenet5", "target_accuracy": target, "train_images": len(data.train),
+        "reached": reached is not None,
+        "seconds": reached["seconds"] if reached else None,
+        "epoch": reached["epoch"] if reached else None,
+        "test_acc_by_epoch": [entry["test_acc"] for entry in history],
+        "train_seconds_by_epoch": [entry["train_seconds"] for entry in history],
+    }
+
+
+# Runs in a fresh interpreter, so the max RSS is this run's alone: `train ...` through the CLI, or
+# "baseline": what any training process holds before data (torch imported, an optimizer made).
+# Linux: VmHWM is this process's own peak. getrusage's ru_maxrss is not: it carries the parent's
+# peak over through fork + exec, so a small run started by a big process would report the parent.
+_MEMORY_SCRIPT = """
+import json, resource, sys, torch
+if sys.argv[1:] == ["baseline"]:
+    code = 0
+    torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)
+else:
+    from mnist_lib.cli import main
+    code = main(sys.argv[1:])
+try:
+    status = open("/proc/self/status").read().split()
+    peak, how = int(status[status.index("VmHWM:") + 1]) * 1024, "VmHWM"
+except (OSError, ValueError):
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak, how = rss * (1 if sys.platform == "darwin" else 1024), "ru_maxrss"
+print(json.dumps({"code": code, "max_rss_bytes": peak, "measure": how,
+                  "cuda_peak_bytes": torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None}))
+"""
+
+
+def _max_rss(args: list[str]) -> dict[str, Any]:
+    env = dict(os.environ)  # make this mnist_lib importable whether or not it is installed
+    package_parent = str(Path(mnist_lib.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([package_parent] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    proc = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, *args], env=env, capture_output=True, text=True)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise MnistLibError(f"the memory measurement's run failed (exit {proc.returncode}): "
+                            f"{(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
+    report = json.loads(lines[-1])
+    if report["code"] != 0:
+        raise MnistLibError(f"the memory measurement's train run exited with status {report['code']}")
+    return report
+
+
+def peak_memory(data_dir: str | None, device: str, threads: int | None, limit: int | None) -> dict[str, Any]:
+    """Max RSS of a subprocess running `python -m mnist_lib train` (tuned preset, one epoch: the
+    memory peak comes in the first epoch) on the full training set (or ``limit`` images), and of
+    one that only imports torch and makes an optimizer (the floor under any training run)."""
+    args = ["--preset", "tuned", "--model", "lenet5", "--epochs", "1", "--quiet", "--device", device]
+    args += ["--data-dir", data_dir] if data_dir else []
+    args += ["--threads", str(threads)] if threads else []
+    args += ["--limit", str(limit)] if limit else []
+    with tempfile.TemporaryDirectory(prefix="mnist-bench-memory-") as tmp:
+        run = _max_rss(["train", "--out", tmp, *args])
+    baseline = _max_rss(["baseline"])
+    return {"command": "python -m mnist_lib train " + " ".join(args), "limit": limit,
+            "max_rss_bytes": run["max_rss_bytes"], "max_rss_mib": run["max_rss_bytes"] / 2**20,
+            "baseline_rss_bytes": baseline["max_rss_bytes"], "baseline_rss_mib": baseline["max_rss_bytes"] / 2**20,
+            "measure": run["measure"], "cuda_peak_bytes": run["cuda_peak_bytes"]}
+
+
+def _check_args(models: Sequence[str], repeats: int, epochs: int, batch_size: int, limit: int | None,
+                threads: int | None) -> None:
+    unknown = [m for m in models if m not in MODEL_NAMES]
+    if unknown or not models:
+        raise MnistLibError(f"model(s) {', '.join(unknown) or '(none)'} unknown: choose from {', '.join(MODEL_NAMES)}")
+    for name, value in (("repeats", repeats), ("epochs", epochs), ("batch_size", batch_size),
+                        ("limit", limit), ("threads", threads)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise MnistLibError(f"{name} must be a positive integer, got {value!r}")
+
+
+def run_bench(models: Sequence[str] = MODEL_NAMES, repeats: int = 3, epochs: int = 1, batch_size: int = 64,
+              limit: int | None = None, data_dir: str | None = None, device: str = "auto",
+              threads: int | None = 1, time_to_99: bool = True, memory: bool = True,
+              progress: bool = True) -> dict[str, Any]:
+    """Run the benchmark and return its results (what bench.json holds).
+
+    ``threads`` (torch intra-op threads, both pipelines; None: torch's choice) defaults to 1: on a
+    small shared machine two threads fighting other work for two cores ran 10-30x slower, which
+    makes timings meaningless; unloaded, two threads made LeNet-5's fast path ~1.5x faster."""
+    _check_args(models, repeats, epochs, batch_size, limit, threads)
+    config = TrainConfig.from_dict(dict(batch_size=batch_size, epochs=epochs, device=device, threads=threads,
+                                        limit=limit, progress=False))  # the course recipe otherwise
+    torch_device = select_device(config.device)
+    if threads is not None:
+        torch.set_num_threads(threads)  # both pipelines run under the same setting
+    load_before = os.getloadavg()
+
+    # The engine's tensors; both pipelines train on exactly these images.
+    data = load_data("mnist", data_dir, "idx", limit=limit)
+    data = data.to(torch_device)
+    timed = DataSplits(data.train, Split(data.val.images[:0], data.val.labels[:0]), data.test,
+                       data.dataset, data.mean, data.std)  # no validation pass: only training is timed
+
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp:
+        # The same training images as uint8, written the course way.
+        images, labels = load_split("mnist", data_dir, "idx", True)
+        train_idx, _ = split_train_val(len(labels), config.val_size, 0)
+        train_idx = train_idx[:limit] if limit else train_idx
+        folder = write_course_pngs(images[train_idx], labels[train_idx], Path(tmp))
+        dataset = CoursePngDataset(folder, course_transform("mnist"))
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True)
+
+        jobs = [(r, m, p) for r in range(repeats) for m in models for p in PIPELINES]
+        for _, model_name, pipeline in tqdm(jobs, desc="bench", unit="run", disable=not progress):
+            if pipeline == "per-sample":
+                seconds, acc = per_sample_run(model_name, loader, config, data.test, torch_device)
+            else:
+                seconds, acc = fast_run(config.replace(model=model_name), timed)
+            entry = results.setdefault((pipeline, model_name), {"seconds": [], "test_acc": []})
+            entry["seconds"].append(seconds / epochs)
+            entry["test_acc"].append(acc)
+
+    n = len(data.train)
+    rows = []
+    for model_name in models:
+        base = statistics.median(results[("per-sample", model_name)]["seconds"])
+        for pipeline in PIPELINES:
+            entry = results[(pipeline, model_name)]
+            median = statistics.median(entry["seconds"])
+            rows.append({"pipeline": pipeline, "model": model_name, "batch_size": batch_size,
+                         "seconds_per_epoch": median, "images_per_s": n / median, "speedup": base / median,
+                         "test_acc": statistics.median(entry["test_acc"]),
+                         "seconds_per_epoch_runs": entry["seconds"]})
+
+    report: dict[str, Any] = {
+        "settings": {"models": list(models), "repeats": repeats, "epochs": epochs, "batch_size": batch_size,
+                     "limit": limit, "images_per_epoch": n, "recipe": "course (SGD lr 0.01, momentum 0.9)"},
+        "environment": {"torch": torch.__version__, "python": platform.python_version(),
+                        "platform": platform.platform(), "device": str(torch_device),
+                        "device_name": (torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda"
+                                        else platform.processor() or platform.machine()),
+                        "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+                        "load_average_before": list(load_before)},
+        "results": rows,
+        "speedup": {row["model"]: row["speedup"] for row in rows if row["pipeline"] == "fast"},
+        "time_to_99": time_to_accuracy(data, device, threads) if time_to_99 else None,
+        "memory": peak_memory(data_dir, device, threads, limit) if memory else None,
+    }
+    report["environment"]["load_average_after"] = list(os.getloadavg())
+    report["targets"] = targets_met(report)
+    return report
+
+
+def targets_met(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each target with the measured value and whether it was met (None: not measured)."""
+    t99, mem = report["time_to_99"], report["memory"]
+    measured = {"lenet5_speedup": report["speedup"].get("lenet5"),
+                "custom_mlp_speedup": report["speedup"].get("custom_mlp"),
+                "time_to_99_seconds": (t99["seconds"] if t99["reached"] else float("inf")) if t99 else None,
+                "peak_memory_bytes": mem["max_rss_bytes"] if mem else None}
+    out = {}
+    for name, goal in TARGETS.items():
+        value = measured[name]
+        met = None if value is None else (value >= goal if name.endswith("speedup") else value <= goal)
+        out[name] = {"target": goal, "measured": None if value in (None, float("inf")) else value, "met": met}
+    return out
+
+
+def format_table(report: dict[str, Any]) -> str:
+    import pandas as pd
+
+    frame = pd.DataFrame(report["results"]).drop(columns="seconds_per_epoch_runs")
+    return frame.to_string(index=False, formatters={
+        "seconds_per_epoch": "{:.3f}".format, "images_per_s": "{:,.0f}".format,
+        "speedup": "{:.1f}x".format, "test_acc": "{:.2f}".format})
+
+
+def format_summary(report: dict[str, Any]) -> str:
+    lines = []
+    t99 = report["time_to_99"]
+    if t99:
+        if t99["reached"]:
+            lines.append(f"time to {t99['target_accuracy']}% test accuracy (LeNet-5, tuned preset, training only): "
+                         f"{t99['seconds']:.1f} s (epoch {t99['epoch']})")
+        else:
+            lines.append(f"time to {t99['target_accuracy']}%: not reached in {len(t99['test_acc_by_epoch'])} epochs "
+                         f"(best test accuracy {max(t99['test_acc_by_epoch']):.2f}%)")
+    if report["memory"]:
+        memory = report["memory"]
+        lines.append(f"peak memory (max RSS) of `{memory['command']}`: {memory['max_rss_mib']:.0f} MiB (of which "
+                     f"{memory['baseline_rss_mib']:.0f} MiB is torch imported + an optimizer, before any data)")
+    shown = {"lenet5_speedup": ("LeNet-5 speed-up", ">=", "{:.1f}x"),
+             "custom_mlp_speedup": ("CustomMLP speed-up", ">=", "{:.1f}x"),
+             "time_to_99_seconds": ("time to 99%", "<=", "{:.1f} s"),
+             "peak_memory_bytes": ("peak memory", "<=", "{:.0f} MiB")}
+    for name, target in report["targets"].items():
+        if target["met"] is None:
+            continue
+        label, relation, fmt = shown[name]
+        scale = 2**20 if name == "peak_memory_bytes" else 1
+        measured = "not reached" if target["measured"] is None else fmt.format(target["measured"] / scale)
+        lines.append(f"target {label} {relation} {fmt.format(target['target'] / scale)}: {measured}, "
+                     f"{'met' if target['met'] else 'NOT met'}")
+    return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], out: str | os.PathLike) -> Path:
+    out = Path(out)
+    ensure_writable_dir(out.parent)
+    write_json(out, report)
+    return out
