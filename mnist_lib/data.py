@@ -137,9 +137,11 @@ def load_idx(dataset: str, root: Path, train: bool, download: bool = True) -> tu
     if n_images != n_labels:
         raise MnistLibError(f"{raw / names[0]} holds {n_images:,} images but {raw / names[1]} "
                             f"holds {n_labels:,} labels: the files belong to different downloads")
-    # Checked above, so read directly (as torchvision would): the header is 16 or 8 bytes.
-    images = torch.from_numpy(np.fromfile(raw / names[0], dtype=np.uint8, offset=16).reshape(-1, 28, 28))
-    labels = torch.from_numpy(np.fromfile(raw / names[1], dtype=np.uint8, offset=8).astype(np.int64))
+    import torchvision  # here, not at module level: the CLI checks its options before this cost
+
+    # Checked above, so torchvision's reader sees only well-formed files.
+    split = getattr(torchvision.datasets, folder)(str(root), train=train, download=False)
+    images, labels = split.data.contiguous(), split.targets.long()
     _check_labels(labels, raw / names[1])
     return images, labels
 
