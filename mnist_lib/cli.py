@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but its errors are one `error: ...` line like every other bad input."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_BAD_INPUT, f"error: {message} (see `python -m mnist_lib {self.prog.split()[-1]} --help`)\n")
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see `{self.prog} --help`)\n")
 
 
 def _bool_or_none(text: str) -> bool | None:
@@ -80,9 +80,9 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    config = config_from_args(args)  # bad options fail before the seconds-long torch import
     from mnist_lib.train import train
 
-    config = config_from_args(args)
     result = train(config, args.out, resume=args.resume, overwrite=args.overwrite)
     final = result.metrics["final"]
     print(f"{config.model}: epoch {final['epoch']} kept (best validation accuracy {final['val_acc']}), "
@@ -124,6 +124,21 @@ def cmd_export_tar(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Time the engine against the course's per-sample pipeline: print a table, write JSON."""
+    from mnist_lib.bench import format_summary, format_table, run_bench, write_report
+    from mnist_lib.files import ensure_writable_dir
+
+    ensure_writable_dir(Path(args.out).parent)  # fail before minutes of work, not after
+    report = run_bench(args.models, args.repeats, args.epochs, args.batch_size, args.limit, args.data_dir,
+                       args.device, args.threads, not args.skip_time_to_99, not args.skip_memory,
+                       progress=not args.quiet)
+    print(format_table(report))
+    print(format_summary(report))
+    print(f"wrote {write_report(report, args.out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m mnist_lib", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -151,6 +166,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
     p.set_defaults(func=cmd_export_tar)
+
+    p = sub.add_parser("bench", help="time training: the engine against the course's per-sample PNG pipeline")
+    p.add_argument("--out", default="runs/bench/bench.json", help="JSON results (default: %(default)s)")
+    p.add_argument("--limit", type=int, help="train on the first N training images (default: all 55,000); "
+                   "applies to the time-to-99%% and memory runs too, for quick checks")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per (pipeline, model); the median is reported")
+    p.add_argument("--epochs", type=int, default=1, help="epochs per timed run (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64, help="both pipelines' batch size (default: %(default)s)")
+    p.add_argument("--models", nargs="+", choices=["lenet5", "custom_mlp", "lenet5_regularized"],
+                   default=["lenet5", "custom_mlp", "lenet5_regularized"])
+    p.add_argument("--data-dir")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads for both pipelines (default: %(default)s, steady on a shared machine)")
+    p.add_argument("--skip-time-to-99", action="store_true", help="skip LeNet-5's time to 99%% test accuracy")
+    p.add_argument("--skip-memory", action="store_true", help="skip the peak-memory run")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_bench)
+
+    from mnist_lib.report import add_report_command  # `report`: papermill notebooks -> report/
+
+    add_report_command(sub)
     return parser
 
 
@@ -159,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except MnistLibError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print("error: " + " ".join(line.strip() for line in str(exc).splitlines() if line.strip()), file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted: the last finished epoch is in checkpoint.pt; continue with --resume", file=sys.stderr)

@@ -1,0 +1,347 @@
+"""What the notebooks share, so they stay narrative: checking their papermill parameters through
+the one TrainConfig, where their figures go, and the per-model analysis (predictions of the
+kept models, per-class accuracy, computed sentences).
+
+A bad parameter raises MnistLibError with the config's own message (the CLI prints the same
+one), so papermill names the cell and the message says which parameter and why.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from mnist_lib.config import DATASETS, PRESETS, TrainConfig
+from mnist_lib.errors import MnistLibError
+from mnist_lib.experiments import VARIANTS, run_dir, variant_config
+from mnist_lib.models import DISPLAY_NAMES
+
+# TrainConfig fields a notebook may expose as parameters (None there: the recipe's value).
+CONFIG_PARAMETERS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule",
+                     "augment", "label_smoothing", "data_dir", "device", "limit", "val_size", "threads")
+
+
+def parse_seeds(seeds: Any) -> list[int]:
+    """Seeds as a list of distinct integers. Also takes one integer, or the text papermill's
+    ``-p seeds "[0, 1]"`` or ``-p seeds 0,1`` passes."""
+    value = seeds
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = ast.literal_eval(text if text.startswith("[") or "," not in text else f"[{text}]")
+        except (ValueError, SyntaxError):
+            raise MnistLibError(f"seeds must be a list of integers such as [0, 1, 2], got {seeds!r}") from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value or \
+            any(isinstance(s, bool) or not isinstance(s, int) for s in value):
+        raise MnistLibError(f"seeds must be a non-empty list of integers such as [0, 1, 2], got {seeds!r}")
+    if len(set(value)) != len(value):
+        raise MnistLibError(f"seeds must be distinct, got {list(value)}")
+    return list(value)
+
+
+def _path(name: str, value: Any) -> Path:
+    if not isinstance(value, (str, Path)) or not str(value):
+        raise MnistLibError(f"{name} must be a folder path (text), got {value!r}")
+    return Path(value)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise MnistLibError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise MnistLibError(f"{name} {value!r} is unknown: choose one of {', '.join(choices)}")
+    return value
+
+
+def figure_dir(images_dir: str | Path, dataset: str) -> Path:
+    """MNIST figures in images_dir; another dataset's in images_dir/<dataset>, so they never
+    overwrite the MNIST ones."""
+    return Path(images_dir) if dataset == "mnist" else Path(images_dir) / dataset
+
+
+@dataclass
+class NotebookRun:
+    """One variant under one recipe over seeds, checked: what run_seeds and the figures need."""
+    variant: str
+    recipe: str
+    seeds: list[int]
+    config: TrainConfig  # the first seed's full config
+    overrides: dict[str, Any] = field(default_factory=dict)  # given on top of the recipe
+    runs_dir: Path = Path("runs")
+    images_dir: Path = Path("images")  # already per dataset
+    retrain: bool = False
+
+    @property
+    def dataset(self) -> str:
+        return self.config.dataset
+
+    @property
+    def name(self) -> str:
+        """Display name: the architecture's, plus the variant when it differs."""
+        arch = DISPLAY_NAMES[self.config.model]
+        return arch if self.variant == self.config.model else f"{arch} ({self.variant})"
+
+    def figure(self, suffix: str = "") -> Path:
+        """images/<variant><suffix>.png (images/<dataset>/... off MNIST)."""
+        return self.images_dir / f"{self.variant}{suffix}.png"
+
+    def run_dirs(self) -> list[Path]:
+        return [run_dir(self.runs_dir, self.dataset, self.recipe, self.variant, s) for s in self.seeds]
+
+    def run(self, data=None) -> list[dict[str, Any]]:
+        """Train (or reuse) every seed; the metrics of each, in seed order."""
+        from mnist_lib.experiments import run_seeds
+
+        return run_seeds(self.variant, self.seeds, self.runs_dir, self.recipe, data=data,
+                         retrain=self.retrain, **self.overrides)
+
+    def load_data(self):
+        from mnist_lib.data import load_data
+
+        c = self.config
+        return load_data(c.dataset, c.data_dir, c.data_format, c.val_size, c.limit, c.download)
+
+
+def check_parameters(model: str, recipe: str = "tuned", seeds: Any = (0, 1, 2), dataset: str = "mnist",
+                     runs_dir: Any = "runs", images_dir: Any = "images", retrain: Any = False,
+                     architecture: str | None = None, **config_fields: Any) -> NotebookRun:
+    """Check a model notebook's parameters: ``model`` is a variant name (VARIANTS) whose
+    architecture must be ``architecture`` (the notebook's own) when given; the config fields
+    (None: the recipe's value) go through variant_config -> TrainConfig.validate."""
+    unknown = sorted(set(config_fields) - set(CONFIG_PARAMETERS))
+    if unknown:
+        raise MnistLibError(f"unknown parameter(s) {', '.join(unknown)}: known are {', '.join(CONFIG_PARAMETERS)}")
+    _choice("model", model, list(VARIANTS))
+    _choice("recipe", recipe, list(PRESETS))
+    _choice("dataset", dataset, list(DATASETS))
+    if architecture is not None and VARIANTS[model]["model"] != architecture:
+        arch = VARIANTS[model]["model"]
+        raise MnistLibError(f"model {model!r} is a {arch} variant, not {architecture}: run it with notebooks/{arch}.ipynb")
+    seeds = parse_seeds(seeds)
+    overrides = {k: v for k, v in config_fields.items() if v is not None}
+    overrides["dataset"] = dataset
+    config = variant_config(model, recipe, **overrides, seed=seeds[0])
+    return NotebookRun(model, recipe, seeds, config, overrides, _path("runs_dir", runs_dir),
+                       figure_dir(_path("images_dir", images_dir), dataset), _flag("retrain", retrain))
+
+
+def check_grid(variants: Any, recipes: Any, **common: Any) -> list[NotebookRun]:
+    """Every variant x recipe checked (the ablation notebook): a list of NotebookRuns."""
+    def names(name: str, value: Any, choices: Sequence[str]) -> list[str]:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.strip("[]").replace("'", "").replace('"', "").split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or not value:
+            raise MnistLibError(f"{name} must be a non-empty list, got {value!r}")
+        for v in value:
+            _choice(name[:-1], v, choices)
+        return list(dict.fromkeys(value))
+
+    return [check_parameters(v, r, **common) for r in names("recipes", recipes, list(PRESETS))
+            for v in names("variants", variants, list(VARIANTS))]
+
+
+def check_report_parameters(runs_dir: Any = "runs", images_dir: Any = "images", summary_path: Any = "report/summary.json",
+                            wall_seconds: Any = None) -> tuple[Path, Path, Path, float | None]:
+    """The comparison and report notebooks' parameters: folders and the pipeline's wall time."""
+    if wall_seconds is not None and (isinstance(wall_seconds, bool) or not isinstance(wall_seconds, (int, float))
+                                     or not math.isfinite(wall_seconds) or wall_seconds < 0):
+        raise MnistLibError(f"wall_seconds must be a number of seconds >= 0 or None, got {wall_seconds!r}")
+    return (_path("runs_dir", runs_dir), _path("images_dir", images_dir), _path("summary_path", summary_path),
+            None if wall_seconds is None else float(wall_seconds))
+
+
+# --------------------------------------------------------------------------- per-model analysis
+
+def seed_predictions(run: NotebookRun, data) -> dict[int, Any]:
+    """Test-set predictions of each seed's kept model (CPU), by seed."""
+    from mnist_lib.experiments import load_run
+    from mnist_lib.train import predict
+
+    test = data.test.to("cpu")
+    return {seed: predict(load_run(path)[1], test) for seed, path in zip(run.seeds, run.run_dirs())}
+
+
+def per_class_frame(labels, predictions: dict[int, Any], class_names: Sequence[str]):
+    """Per-class test accuracy, mean ± std over seeds, with the number of test images and
+    the most frequent wrong answer (pooled over seeds)."""
+    import pandas as pd
+    import torch
+
+    rows = []
+    for c, name in enumerate(class_names):
+        mask = labels == c
+        accs = [100.0 * float((p[mask] == c).float().mean()) for p in predictions.values()]
+        wrong = torch.cat([p[mask][p[mask] != c] for p in predictions.values()])
+        confused = class_names[int(torch.bincount(wrong, minlength=len(class_names)).argmax())] if len(wrong) else "-"
+        rows.append({"class": name, "test images": int(mask.sum()), "accuracy (%)": fmt_pm(accs),
+                     "mean": statistics.fmean(accs), "most often taken for": confused})
+    return pd.DataFrame(rows)
+
+
+def fmt_pm(values: Sequence[float], digits: int = 2) -> str:
+    """'mean ± std' of per-seed values (just the value for one seed)."""
+    from mnist_lib.report import fmt_pm as fmt
+
+    values = list(values)
+    return fmt(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, len(values), digits)
+
+
+def model_summary(run: NotebookRun, metrics: list[dict[str, Any]], frame=None) -> str:
+    """The computed closing paragraph of a model notebook (markdown)."""
+    test = [m["final"]["test_acc"] for m in metrics]
+    val = [m["final"]["val_acc"] for m in metrics if m["final"]["val_acc"] is not None]
+    kept = [m["selected_epoch"] for m in metrics]
+    seconds = [sum(e["seconds"] for e in m["history"]) for m in metrics]
+    n = len(metrics)
+    sizes = metrics[0]["sizes"]
+    env = metrics[0]["environment"]
+    seeds = ", ".join(str(s) for s in run.seeds)
+    mean = statistics.fmean(test)
+    lines = [
+        f"**{run.name}** ({metrics[0]['params']:,} parameters), recipe `{run.recipe}`, "
+        f"{run.config.epochs} epoch(s), {n} seed(s) ({seeds}), trained on {sizes['train']:,} "
+        f"{run.dataset} images, {sizes['val']:,} held out for validation:",
+        "",
+        f"- test accuracy **{fmt_pm(test)}%** (mean{' ± std' if n > 1 else ''} over seeds), "
+        f"i.e. a test error of {100 - mean:.2f}%;",
+    ]
+    if val:
+        lines.append(f"- validation accuracy {fmt_pm(val)}%; the kept model is the best-validation epoch "
+                     f"(epoch{'s' if n > 1 else ''} {', '.join(map(str, kept))} of {run.config.epochs}), "
+                     f"chosen without looking at the test set;")
+    if n > 1:
+        lines.append(f"- the seeds span {min(test):.2f}–{max(test):.2f}% ({max(test) - min(test):.2f} points);")
+    if frame is not None and len(frame):
+        worst = frame.sort_values("mean").iloc[0]
+        best = frame.sort_values("mean").iloc[-1]
+        lines.append(f"- hardest class: {worst['class']} ({worst['mean']:.2f}%, most often taken for "
+                     f"{worst['most often taken for']}); easiest: {best['class']} ({best['mean']:.2f}%);")
+    from mnist_lib.report import seconds_text
+
+    lines.append(f"- training took {seconds_text(statistics.fmean(seconds))} per seed on {env['device']} "
+                 f"({env['device_name']}, {env['threads']} threads).")
+    return "\n".join(lines)
+
+
+def describe_run(run: NotebookRun) -> str:
+    """One markdown line: what this notebook trains, with the recipe's values spelled out."""
+    c = run.config
+    opt = (f"SGD, lr {c.lr:g}, momentum {c.momentum:g}{', Nesterov' if c.nesterov else ''}" if c.optimizer == "sgd"
+           else f"AdamW, lr {c.lr:g}")
+    schedule = {"none": "constant learning rate", "onecycle": "one-cycle schedule", "cosine": "cosine schedule"}[c.schedule]
+    images = f"the first {c.limit:,} training images" if c.limit else "all remaining training images"
+    return (f"**{run.name}** on {c.dataset}, recipe `{run.recipe}`: {c.epochs} epoch(s), batch {c.batch_size}, {opt}, "
+            f"weight decay {c.weight_decay:g}, {schedule}, {'with' if c.augment else 'no'} augmentation; "
+            f"seeds {', '.join(map(str, run.seeds))}; {c.val_size:,} training images held out for validation, "
+            f"training on {images}; "
+            f"device `{c.device}`; runs in `{run.runs_dir}`, figures in `{run.images_dir}`.")
+
+
+def parameter_markdown(model, name: str) -> str:
+    """The per-layer parameter table (models.parameter_frame) as markdown, with the total."""
+    from mnist_lib.report import markdown_table
+
+    frame = parameter_frame_formatted(model)
+    total = frame.iloc[-1]
+    return (markdown_table(frame) + "\n\n" + f"Total parameters for {name}: {total['arithmetic']}."
+            + ("\n\nBatchNorm has a learned scale (its weight) and shift (its bias) per channel."
+               if (frame["kind"] == "BatchNorm2d").any() else ""))
+
+
+def parameter_frame_formatted(model):
+    from mnist_lib.models import parameter_frame
+
+    frame = parameter_frame(model)
+    for column in ("weights", "biases", "total"):
+        frame[column] = frame[column].map("{:,}".format)
+    return frame
+
+
+def run_grid(runs: Sequence[NotebookRun], data=None) -> dict[str, dict[str, Any]]:
+    """Train (or reuse) each run over its seeds, with a progress bar over the runs; the
+    aggregates in the summary's shape: {dataset: {variant[@recipe]: entry}}."""
+    from tqdm.auto import tqdm
+
+    from mnist_lib.experiments import LABELS, aggregate, summary_key
+
+    summary: dict[str, dict[str, Any]] = {}
+    for run in tqdm(runs, desc="variants × recipes", unit="run"):
+        entry = aggregate(run.run(data))
+        entry.update(variant=run.variant, recipe=run.recipe, label=LABELS[run.variant])
+        summary.setdefault(run.dataset, {})[summary_key(run.variant, run.recipe)] = entry
+    return summary
+
+
+def ablation_rows(summary: dict[str, Any], variants: Sequence[str], recipes: Sequence[str],
+                  dataset: str = "mnist") -> list[dict[str, Any]]:
+    """Rows for plots.mean_std_figure: one per variant and recipe."""
+    from mnist_lib.experiments import LABELS, summary_key
+
+    entries = summary.get(dataset, {})
+    return [{"label": LABELS[v], "values": entries[summary_key(v, r)]["test_acc"], "recipe": r}
+            for v in variants for r in recipes if summary_key(v, r) in entries]
+
+
+def compared_models(summary: dict[str, Any], dataset: str = "mnist") -> list[str]:
+    """The three models, plus the best variant when it is another one (project recipe)."""
+    from mnist_lib.experiments import SEED_MODELS
+
+    entries = summary.get(dataset, {})
+    keys = [k for k in SEED_MODELS if k in entries]
+    best = summary.get("mnist", {}).get("best_variant", {}).get("variant")
+    if best and best not in keys and best in entries:
+        keys.append(best)
+    return keys
+
+
+def full_result_histories(summary: dict[str, Any], runs_dir: str | Path, dataset: str = "mnist") -> dict[str, list]:
+    """label -> per-seed histories of the compared models, for plots.full_result_figure."""
+    from mnist_lib.experiments import DEFAULT_RECIPE
+    from mnist_lib.report import display_name, histories
+
+    out = {}
+    for key in compared_models(summary, dataset):
+        entry = summary[dataset][key]
+        runs = histories(runs_dir, dataset, DEFAULT_RECIPE, key, entry["seeds"])
+        if runs:
+            out[display_name(entry) if key == entry["variant"] and key in DISPLAY_NAMES else entry["label"]] = runs
+    return out
+
+
+def dataset_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows for plots.mean_std_figure comparing MNIST and Fashion-MNIST per model."""
+    from mnist_lib.report import display_name
+
+    if "fashion-mnist" not in summary:
+        return []
+    rows = []
+    for key in compared_models(summary, "fashion-mnist"):
+        for dataset in ("mnist", "fashion-mnist"):
+            entry = summary.get(dataset, {}).get(key)
+            if entry:
+                rows.append({"label": display_name(entry) if key in DISPLAY_NAMES else entry["label"],
+                             "values": entry["test_acc"], "dataset": dataset})
+    return rows
+
+
+def show_figure(path: str | Path) -> None:
+    """Display a saved figure (embedded in the executed notebook and the exports), or say it is missing."""
+    from IPython.display import Image, Markdown, display
+
+    path = Path(path)
+    if path.is_file():
+        display(Image(filename=str(path)))
+    else:
+        display(Markdown(f"*The figure `{path.name}` has not been produced: run the notebook that draws it "
+                         f"(`python -m mnist_lib report` runs them all).*"))
+

@@ -1,0 +1,173 @@
+"""The report pipeline end to end: `python -m mnist_lib report --quick` runs every notebook
+through papermill on a few thousand real MNIST images and exports the HTML and the PDF, all
+under a temporary folder (the committed images/, report/ and notebooks/executed/ are left
+alone); the PDF's text holds the section titles and the numbers of the saved metrics.
+Also papermill's own CLI on a model notebook, and how bad parameters and failing notebooks end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, cli_command
+
+TOOLS = ("xelatex", "pandoc", "pdftotext")
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+COMMITTED = ("images", "report", "notebooks/executed")
+
+
+def need_tools():
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} missing: run `make system-deps`")
+
+
+def env() -> dict[str, str]:
+    values = dict(os.environ)
+    values["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([values["PYTHONPATH"]] if values.get("PYTHONPATH") else []))
+    return values
+
+
+def snapshot() -> dict[str, float]:
+    """Modification times of everything under the committed output folders."""
+    return {str(p): p.stat().st_mtime for folder in COMMITTED for p in (REPO / folder).rglob("*") if p.is_file()}
+
+
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory, real_data_dir):
+    need_tools()
+    out = tmp_path_factory.mktemp("quick_report")
+    before = snapshot()
+    args = ["report", "--quick", "--runs-dir", out, "--data-dir", real_data_dir]
+    if not FASHION.is_dir():
+        args.append("--no-fashion")
+    start = time.perf_counter()
+    proc = subprocess.run(cli_command(*args), env=env(), cwd=REPO, capture_output=True, text=True, timeout=900)
+    seconds = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return {"out": out, "proc": proc, "seconds": seconds, "before": before, "fashion": FASHION.is_dir()}
+
+
+def test_quick_pipeline_writes_every_output(quick):
+    out = quick["out"]
+    for name in ("report.html", "report.pdf", "summary.json"):
+        assert (out / "report" / name).stat().st_size > 1000, name
+    executed = sorted(p.name for p in (out / "executed").glob("*.ipynb"))
+    expected = {"lenet5.ipynb", "custom_mlp.ipynb", "lenet5_regularized.ipynb", "ablation.ipynb",
+                "comparison.ipynb", "report.ipynb"}
+    if quick["fashion"]:
+        expected |= {"fashion-mnist_lenet5.ipynb", "fashion-mnist_custom_mlp.ipynb",
+                     "fashion-mnist_lenet5_regularized.ipynb"}
+    assert expected <= set(executed), executed
+    for name in executed:  # executed copies are the record: parameters injected, no error anywhere
+        nb = json.loads((out / "executed" / name).read_text())
+        assert any("injected-parameters" in c["metadata"].get("tags", []) for c in nb["cells"]), name
+        errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, (name, errors[:1])
+    images = out / "images"
+    for name in ("lenet5", "custom_mlp", "lenet5_regularized"):
+        for suffix in ("", "_result", "_confusion", "_misclassified"):
+            assert (images / f"{name}{suffix}.png").stat().st_size > 5000, f"{name}{suffix}.png"
+    for name in ("full_result.png", "ablation.png"):
+        assert (images / name).stat().st_size > 5000, name
+    if quick["fashion"]:
+        assert (images / "fashion-mnist" / "lenet5_result.png").is_file()  # MNIST figures not overwritten
+
+
+def test_quick_pipeline_leaves_committed_outputs_alone(quick):
+    assert snapshot() == quick["before"]
+
+
+def test_quick_pipeline_is_quick(quick):
+    stdout = quick["proc"].stdout
+    assert re.search(r"wrote .*report\.html and .*report\.pdf in ", stdout), stdout[-2000:]
+    assert quick["seconds"] < 420, f"--quick took {quick['seconds']:.0f} s"
+
+
+def test_pdf_has_the_sections_and_the_measured_numbers(quick):
+    from mnist_lib import report
+
+    out = quick["out"]
+    text = words(subprocess.run(["pdftotext", str(out / "report" / "report.pdf"), "-"], capture_output=True,
+                                text=True, check=True).stdout)
+    rows = words(subprocess.run(["pdftotext", "-layout", str(out / "report" / "report.pdf"), "-"],  # tables by row
+                                capture_output=True, text=True, check=True).stdout)
+    for title in ("Abstract", "LeNet-5", "Parameter calculation", "Custom MLP", "LeNet5_Regularized",
+                  "Where BatchNorm and Dropout sit", "Results", "Conclusion", "Beyond the writeup",
+                  "Regularization ablation", "Targets", "Fashion-MNIST", "Speed and wall time"):
+        assert title in text, title
+    # The numbers come from the saved metrics, not from the summary alone.
+    for variant, name in (("lenet5", "LeNet-5"), ("custom_mlp", "CustomMLP"), ("lenet5_regularized", "LeNet5_Regularized")):
+        metrics = json.loads((out / "mnist" / "tuned" / variant / "seed0" / "metrics.json").read_text())
+        accuracy = metrics["final"]["test_acc"]
+        assert f"{name} reaches {accuracy:.2f}%" in text, (name, accuracy)
+    assert "61,706" in text and "61,338" in text and "61,750" in text
+    assert "156 + 2,416 + 48,120 + 10,164 + 850 = 61,706" in text
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    targets = report.targets_frame(summary)
+    assert f"LeNet-5 {targets['min. test acc (%)'][0]} {report.entry_pm(summary['mnist']['lenet5'])}" in rows
+    assert "\\(" not in text and "\\begin" not in text and "$" not in text  # no raw LaTeX or math left over
+
+
+def test_html_is_self_contained_without_code(quick):
+    html = (quick["out"] / "report" / "report.html").read_text()
+    assert html.count("data:image/png;base64") >= 10
+    assert not re.search(r"<img[^>]+src=\"(?!data:)", html)
+    assert not re.search(r"<script[^>]+src=", html)  # nothing fetched from elsewhere
+    for code in ("show_figure(", "check_report_parameters", "import "):
+        assert code not in html, code
+
+
+def test_papermill_cli_runs_a_model_notebook(tmp_path, real_data_dir):
+    out = tmp_path / "out.ipynb"
+    proc = subprocess.run(
+        [sys.executable, "-m", "papermill", "notebooks/lenet5.ipynb", str(out), "-p", "epochs", "1",
+         "-p", "limit", "2000", "-p", "seeds", "0", "-p", "val_size", "1000", "-p", "data_dir", str(real_data_dir),
+         "-p", "runs_dir", str(tmp_path / "runs"), "-p", "images_dir", str(tmp_path / "images")],
+        env=env(), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "runs" / "mnist" / "tuned" / "lenet5" / "seed0" / "metrics.json").read_text())
+    assert metrics["config"]["epochs"] == 1 and metrics["config"]["limit"] == 2000 and metrics["sizes"]["train"] == 2000
+    for suffix in ("", "_result", "_confusion", "_misclassified"):
+        assert (tmp_path / "images" / f"lenet5{suffix}.png").is_file()
+    summary = [c for c in json.loads(out.read_text())["cells"] if "model_summary" in "".join(c["source"])][0]
+    assert f"{metrics['final']['test_acc']:.2f}%" in "".join(summary["outputs"][0]["data"]["text/markdown"])
+
+
+def test_papermill_rejects_a_wrong_type_with_the_config_message(tmp_path):
+    from mnist_lib.config import TrainConfig
+    from mnist_lib.errors import MnistLibError
+
+    with pytest.raises(MnistLibError) as error:
+        TrainConfig.from_dict({"epochs": "abc"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "papermill", "notebooks/lenet5.ipynb", str(tmp_path / "out.ipynb"),
+         "-p", "epochs", "abc", "-p", "runs_dir", str(tmp_path / "runs")],
+        env=env(), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "MnistLibError" in proc.stderr and str(error.value) in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "runs").exists()  # stopped before any training
+
+
+def test_report_names_the_failing_notebook_and_cell(tmp_path):
+    need_tools()
+    proc = subprocess.run(cli_command("report", "--quick", "--device", "tpu", "--runs-dir", tmp_path),
+                          env=env(), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert re.match(r"error: notebook lenet5\.ipynb \(lenet5\.ipynb\) failed in cell \[\d+\] .*MnistLibError: "
+                    r"device 'tpu' is unknown", lines[0]), lines[0]
