@@ -27,9 +27,11 @@ test: venv system-deps
 
 report: venv system-deps
 	$(PY) -m mnist_lib report $(if $(QUICK),--quick,)
+	$(if $(QUICK),,$(PY) -m mnist_lib readme)
 
 bench: venv
-	$(PY) -m mnist_lib bench
+	$(PY) -m mnist_lib bench --out report/bench.json
+	$(PY) -m mnist_lib readme
 
 clean:
 	rm -rf runs notebooks/executed

@@ -43,7 +43,7 @@ from mnist_lib.data import (COURSE_NAME, NORMALIZATION, DataSplits, Split, load_
 from mnist_lib.errors import MnistLibError
 from mnist_lib.files import ensure_writable_dir, write_json
 from mnist_lib.models import build_model
-from mnist_lib.train import evaluate, seed_everything, select_device, train
+from mnist_lib.train import cpu_name, evaluate, seed_everything, select_device, train
 
 PIPELINES = ("per-sample", "fast")
 TARGET_ACCURACY = 99.0
@@ -277,7 +277,7 @@ def run_bench(models: Sequence[str] = MODEL_NAMES, repeats: int = 3, epochs: int
         "environment": {"torch": torch.__version__, "python": platform.python_version(),
                         "platform": platform.platform(), "device": str(torch_device),
                         "device_name": (torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda"
-                                        else platform.processor() or platform.machine()),
+                                        else cpu_name()),
                         "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
                         "load_average_before": list(load_before)},
         "results": rows,

@@ -89,7 +89,8 @@ def run_seeds(variant: str, seeds: Iterable[int], runs: str | Path = "runs", rec
     for seed in seeds:
         seeded = config.replace(seed=seed)
         out = run_dir(runs, seeded.dataset, recipe, variant, seed)
-        if not retrain and (out / METRICS).exists():
+        # Reuse needs the model too: committed metrics.json files come without their model.pt.
+        if not retrain and (out / METRICS).exists() and (out / "model.pt").exists():
             saved = read_json(out / METRICS)
             if _same_training(saved["config"], seeded):
                 print(f"{variant} seed {seed}: reusing the finished run in {out}")
@@ -123,6 +124,7 @@ def aggregate(metrics: list[dict[str, Any]]) -> dict[str, Any]:
         "test_loss": [m["final"]["test_loss"] for m in metrics],
         "selected_epoch": [m["selected_epoch"] for m in metrics],
         "epochs": metrics[0]["config"]["epochs"],
+        "train_images": metrics[0].get("sizes", {}).get("train"),
         "params": metrics[0]["params"],
         "seconds": sum(sum(e["seconds"] for e in m["history"]) for m in metrics),
         "train_seconds": sum(sum(e["train_seconds"] for e in m["history"]) for m in metrics),

@@ -339,6 +339,10 @@ display(Markdown(report.lecun_sentence(summary["mnist"]["lenet5"]) if "lenet5" i
     code('''display(Markdown(report.regularization_sentence(summary) + f" (Here {report.TIE_RULE}.)"))'''),
     md("## Targets"),
     code('''display(Markdown(report.markdown_table(report.targets_frame(summary))))'''),
+    md("## A longer budget"),
+    code('''\
+extended_path = summary_path.with_name("summary_extended.json")  # written by `report --extended`
+display(Markdown(report.extended_section(read_summary(extended_path) if extended_path.is_file() else None, summary)))'''),
     md("## Fashion-MNIST: do the MNIST conclusions carry over?"),
     code('''\
 if "fashion-mnist" in summary:
@@ -463,6 +467,10 @@ display(Markdown(report.markdown_table(report.ablation_frame(summary, report.abl
 display(Markdown(report.ablation_sentences(summary, report.ablation_variants(summary), report.recipes_run(summary))))'''),
     md("## Targets"),
     code('''display(Markdown(report.markdown_table(report.targets_frame(summary))))'''),
+    md("## A longer budget"),
+    code('''\
+extended_path = summary_path.with_name("summary_extended.json")  # written by `report --extended`
+display(Markdown(report.extended_section(read_summary(extended_path) if extended_path.is_file() else None, summary)))'''),
     md("## Where LeNet-5 goes wrong"),
     code('''show_figure(images_dir / "lenet5_confusion.png")
 show_figure(images_dir / "lenet5_misclassified.png")'''),

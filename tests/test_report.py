@@ -171,3 +171,35 @@ def test_report_names_the_failing_notebook_and_cell(tmp_path):
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert re.match(r"error: notebook lenet5\.ipynb \(lenet5\.ipynb\) failed in cell \[\d+\] .*MnistLibError: "
                     r"device 'tpu' is unknown", lines[0]), lines[0]
+
+
+def test_update_readme_fills_blocks_from_saved_json(tmp_path):
+    """The README's numbers come from summary.json: change the metrics, the README follows."""
+    import json
+
+    from mnist_lib.errors import MnistLibError
+    from mnist_lib.experiments import aggregate
+    from mnist_lib.report import update_readme
+
+    def fake(variant, accs, dataset="mnist"):
+        metrics = [{"final": {"test_acc": a, "val_acc": a - 0.1, "test_loss": 0.03}, "config": {"seed": s, "epochs": 4},
+                    "selected_epoch": 4, "params": 61706, "sizes": {"train": 55000},
+                    "history": [{"seconds": 2.0, "train_seconds": 1.5}] * 4} for s, a in enumerate(accs)]
+        return {**aggregate(metrics), "variant": variant, "recipe": "tuned", "label": variant}
+
+    summary = {"mnist": {"lenet5": fake("lenet5", [99.31, 99.37, 99.29]),
+                         "custom_mlp": fake("custom_mlp", [97.81, 97.93, 97.88]),
+                         "lenet5_regularized": fake("lenet5_regularized", [99.41, 99.38, 99.45])}}
+    summary["mnist"]["best_variant"] = {**summary["mnist"]["lenet5_regularized"], "chosen_by": "validation"}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:begin -->\nold numbers 12.34\n<!-- results:end -->\noutro\n")
+    assert update_readme(readme, tmp_path / "summary.json", tmp_path / "missing.json") == ["results"]
+    text = readme.read_text()
+    assert "old numbers" not in text and text.startswith("intro\n") and text.endswith("outro\n")
+    assert "99.32 ± 0.04" in text  # LeNet-5: mean and std of the three seeds above
+    assert "97.87 ± 0.06" in text
+    broken = tmp_path / "NOBLOCK.md"
+    broken.write_text("no markers")
+    with pytest.raises(MnistLibError, match="no <!-- results:begin -->"):
+        update_readme(broken, tmp_path / "summary.json", None)
