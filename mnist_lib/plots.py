@@ -377,7 +377,8 @@ def misclassified_figure(images: torch.Tensor, labels: torch.Tensor, predictions
 # --------------------------------------------------------------------------- comparisons
 
 def mean_std_figure(rows: Sequence[Mapping[str, Any]], path: str | Path | None = None, title: str = "",
-                    group_key: str = "recipe", xlabel: str = "test accuracy (%)") -> plt.Figure:
+                    group_key: str = "recipe", xlabel: str = "test accuracy (%)",
+                    failed_below: float = 50.0) -> plt.Figure:
     """Mean ± std per row (dicts with ``label``, ``values`` (per seed) and ``group_key``),
     one marker colour per group, the seeds as dots: the ablation and dataset charts."""
     labels = list(dict.fromkeys(r["label"] for r in rows))
@@ -405,6 +406,17 @@ def mean_std_figure(rows: Sequence[Mapping[str, Any]], path: str | Path | None =
     ax.margins(x=0.12)
     low, high = ax.get_xlim()
     ax.set_xlim(max(low, 0.0), min(high, 100.5))  # accuracies: a wide error bar is cut at the scale's ends
+    # A run that did not learn (near chance) would squash every real difference into one pixel:
+    # scale to the runs that learned and say in words what lies off the left edge.
+    learned = [v for r in rows for v in r["values"] if v >= failed_below]
+    failed = [(r, v) for r in rows for v in r["values"] if v < failed_below]
+    if failed and learned:
+        left = min(learned) - 0.25 * (max(learned) - min(learned) + 0.4)
+        ax.set_xlim(left, min(max(learned) + 0.15 * (max(learned) - min(learned) + 0.4), 100.5))
+        for r, v in failed:
+            y = labels.index(r["label"]) + (groups.index(r[group_key]) - (len(groups) - 1) / 2) * height
+            ax.annotate(f"◄ a seed at {v:.1f}% (did not learn); mean off scale", (left, y), xytext=(4, -9),
+                        textcoords="offset points", fontsize=7, color="0.3")
     if len(groups) > 1 or groups[0] not in ("", None):
         ax.legend(title=group_key, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title(title or "mean ± std over seeds (dots: single seeds)", fontsize=11)

@@ -341,6 +341,7 @@ display(Markdown(report.lecun_sentence(summary["mnist"]["lenet5"]) if "lenet5" i
     code('''display(Markdown(report.markdown_table(report.targets_frame(summary))))'''),
     md("## A longer budget"),
     code('''\
+from mnist_lib.experiments import read_summary
 extended_path = summary_path.with_name("summary_extended.json")  # written by `report --extended`
 display(Markdown(report.extended_section(read_summary(extended_path) if extended_path.is_file() else None, summary)))'''),
     md("## Fashion-MNIST: do the MNIST conclusions carry over?"),
@@ -469,6 +470,7 @@ display(Markdown(report.ablation_sentences(summary, report.ablation_variants(sum
     code('''display(Markdown(report.markdown_table(report.targets_frame(summary))))'''),
     md("## A longer budget"),
     code('''\
+from mnist_lib.experiments import read_summary
 extended_path = summary_path.with_name("summary_extended.json")  # written by `report --extended`
 display(Markdown(report.extended_section(read_summary(extended_path) if extended_path.is_file() else None, summary)))'''),
     md("## Where LeNet-5 goes wrong"),
