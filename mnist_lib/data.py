@@ -126,11 +126,19 @@ def load_idx(dataset: str, root: Path, train: bool, download: bool = True) -> tu
     elif not present and not download:
         raise MnistLibError(_missing_message(dataset, raw))
     if not present:
+        existing = next(p for p in (raw, *raw.parents) if p.exists())  # what was there before the attempt
         try:
             import torchvision
 
             getattr(torchvision.datasets, folder)(str(root), train=train, download=True)
         except Exception as exc:  # no network, read-only root, bad mirror: all mean "not here"
+            for made in (raw, *raw.parents):  # leave no empty folders from a failed download behind
+                if made == existing:
+                    break
+                try:
+                    made.rmdir()
+                except OSError:
+                    break
             raise MnistLibError(_missing_message(dataset, raw) + f" (download failed: {str(exc).splitlines()[0][:120]})") from None
     n_images = check_idx_file(raw / names[0], "images")
     n_labels = check_idx_file(raw / names[1], "labels")

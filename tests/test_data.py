@@ -336,3 +336,13 @@ def test_bad_png_folder(tmp_path):
     (tmp_path / "train" / "00001_1.png").write_bytes(png_bytes(np.zeros((20, 20), np.uint8)))
     with pytest.raises(MnistLibError, match=r"'00001_1.png' is 20x20"):
         load_png_folder(tmp_path / "train")
+
+
+def test_failed_download_leaves_no_empty_folders(tmp_path):
+    """Offline (as here and in CI) torchvision's download fails; the folders it made must go."""
+    from mnist_lib.data import load_data
+
+    missing = tmp_path / "nowhere" / "deeper"
+    with pytest.raises(MnistLibError, match="MNIST_DATA_DIR"):
+        load_data("mnist", missing, download=True)
+    assert list(tmp_path.iterdir()) == []
