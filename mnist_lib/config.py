@@ -141,7 +141,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+def _choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> None:
+    """Shared by the notebooks' parameter checks, so both say "unknown" the same way."""
     if value not in choices:
         raise MnistLibError(f"{name} {value!r} is unknown: choose one of {', '.join(choices)}")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from mnist_lib.config import DATASETS, PRESETS, TrainConfig
+from mnist_lib.config import DATASETS, PRESETS, TrainConfig, _choice
 from mnist_lib.errors import MnistLibError
 from mnist_lib.experiments import VARIANTS, run_dir, variant_config
 from mnist_lib.models import DISPLAY_NAMES
@@ -54,12 +54,6 @@ def _path(name: str, value: Any) -> Path:
 def _flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise MnistLibError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
-def _choice(name: str, value: Any, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise MnistLibError(f"{name} {value!r} is unknown: choose one of {', '.join(choices)}")
     return value
 
 
