@@ -38,7 +38,8 @@ def _bool_or_none(text: str) -> bool | None:
 
 
 # Fields whose default is None need their type spelled out.
-_OPTIONAL_TYPES = {"data_dir": str, "limit": int, "threads": int, "batchnorm": _bool_or_none, "dropout": float}
+_OPTIONAL_TYPES = {"data_dir": str, "limit": int, "threads": int, "batchnorm": _bool_or_none, "dropout": float,
+                   "grad_clip": float}
 _ALIASES = {"data_format": ["--format"]}
 
 
@@ -185,9 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_bench)
 
-    from mnist_lib.report import add_report_command  # `report`: papermill notebooks -> report/
+    from mnist_lib import pipeline, readme  # `report` (papermill notebooks -> report/), `readme`
 
-    add_report_command(sub)
+    pipeline.add_command(sub)
+    readme.add_command(sub)
     return parser
 
 

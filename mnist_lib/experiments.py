@@ -7,15 +7,17 @@ runs instead of training the same configuration twice.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from pathlib import Path
 from typing import Any, Iterable
 
-from mnist_lib.config import PRESETS, TrainConfig
+from mnist_lib import stats
+from mnist_lib.config import DATASETS, PRESETS, TrainConfig
 from mnist_lib.data import DataSplits, load_data
 from mnist_lib.errors import MnistLibError
 from mnist_lib.files import read_json, write_json
-from mnist_lib.train import METRICS, load_model, train
+from mnist_lib.train import CHECKPOINT, METRICS, _check_resumable, load_checkpoint, load_model, train
 
 # Everything a variant changes on top of a recipe (PRESETS). All stay at most 62k parameters.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -32,14 +34,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "ablation_batchnorm": dict(model="lenet5", batchnorm=True, weight_decay=0.0, augment=False),
     "ablation_dropout": dict(model="lenet5", dropout=0.2, weight_decay=0.0, augment=False),
     "ablation_batchnorm_dropout": dict(model="lenet5_regularized", weight_decay=0.0, augment=False),
-    "ablation_weight_decay": dict(model="lenet5_regularized", weight_decay=5e-4, augment=False),
-    "ablation_augmentation": dict(model="lenet5_regularized", weight_decay=5e-4, augment=True),
+    "ablation_augmentation": dict(model="lenet5", weight_decay=0.0, augment=True),
+    "ablation_batchnorm_dropout_augmentation": dict(model="lenet5_regularized", weight_decay=0.0, augment=True),
 }
 SEED_MODELS = ["lenet5", "custom_mlp", "lenet5_regularized"]
 # Variants the best variant is chosen from (by validation accuracy): the full-budget runs.
 BEST_CANDIDATES = ["lenet5", "lenet5_regularized", "lenet5_batchnorm", "custom_mlp"]
 ABLATION = ["ablation_none", "ablation_batchnorm", "ablation_dropout", "ablation_batchnorm_dropout",
-            "ablation_weight_decay", "ablation_augmentation"]
+            "ablation_augmentation", "ablation_batchnorm_dropout_augmentation"]
 LABELS = {
     "lenet5": "LeNet-5",
     "custom_mlp": "CustomMLP",
@@ -49,10 +51,20 @@ LABELS = {
     "ablation_batchnorm": "BatchNorm only",
     "ablation_dropout": "Dropout only",
     "ablation_batchnorm_dropout": "BatchNorm + Dropout (the writeup's model)",
-    "ablation_weight_decay": "BatchNorm + Dropout + weight decay",
-    "ablation_augmentation": "BatchNorm + Dropout + weight decay + augmentation",
+    "ablation_augmentation": "augmentation",
+    "ablation_batchnorm_dropout_augmentation": "BatchNorm + Dropout + augmentation",
 }
 DEFAULT_RECIPE = "tuned"
+# The study's questions: (dataset, recipe, row, baseline), each answered by Welch's t-test.
+COMPARISONS = [
+    *[("mnist", "course", v, "ablation_none") for v in ABLATION[1:]],
+    ("mnist", "tuned", "lenet5", "ablation_none"),  # weight decay + augmentation
+    ("mnist", "tuned", "lenet5_batchnorm", "ablation_none"),
+    ("mnist", "tuned", "lenet5_regularized", "ablation_none"),
+    ("mnist", "tuned", "lenet5_batchnorm", "lenet5"),  # BatchNorm on top of the project's recipe
+    ("mnist", "tuned", "lenet5_regularized", "lenet5"),  # BatchNorm + Dropout on top of it
+    ("fashion-mnist", "tuned", "lenet5_regularized", "lenet5"),
+]
 # Fields that say how a run was executed, not what was trained: a run is reusable across them.
 EXECUTION_FIELDS = {"progress", "device", "threads", "data_dir", "download", "eval_batch_size"}
 
@@ -72,15 +84,51 @@ def run_dir(runs: str | Path, dataset: str, recipe: str, variant: str, seed: int
     return Path(runs) / dataset / recipe / variant / f"seed{seed}"
 
 
+def _field_defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
 def _same_training(saved: dict[str, Any], config: TrainConfig) -> bool:
-    wanted = config.to_dict()
-    return all(saved.get(k) == v for k, v in wanted.items() if k not in EXECUTION_FIELDS)
+    """Whether a saved config (metrics.json's or checkpoint.pt's) trains what ``config`` trains.
+    Execution fields may differ; a field the saved config lacks (added to TrainConfig after the
+    run) counts as its current default, so old runs stay reusable."""
+    defaults = _field_defaults()
+    missing = object()
+    return all(saved.get(k, defaults.get(k, missing)) == v
+               for k, v in config.to_dict().items() if k not in EXECUTION_FIELDS)
+
+
+def _resumable(out: Path, config: TrainConfig, label: str) -> bool:
+    """Whether the killed run in ``out`` (checkpoint.pt, no finished metrics) can be continued
+    with ``config``. When a checkpoint is there but is for another training config or cannot be
+    read, say in one line that the run starts over."""
+    path = out / CHECKPOINT
+    if not path.exists():
+        return False
+    try:
+        checkpoint = load_checkpoint(path)
+        saved = checkpoint["config"]
+        if not _same_training(saved, config):
+            defaults = _field_defaults()
+            wanted = config.to_dict()
+            k = next(k for k, v in wanted.items()
+                     if k not in EXECUTION_FIELDS and saved.get(k, defaults.get(k)) != v)
+            raise MnistLibError(f"{path} is for another training config ({k}={saved.get(k, defaults.get(k))!r}, "
+                                f"not {wanted[k]!r})")
+        _check_resumable(checkpoint, config, path)  # what train(resume=True) checks, so it cannot refuse
+    except MnistLibError as exc:
+        print(f"{label}: starting over: {' '.join(str(exc).split())}")
+        return False
+    print(f"{label}: resuming the killed run in {out} after epoch {checkpoint['epoch']} of {config.epochs}")
+    return True
 
 
 def run_seeds(variant: str, seeds: Iterable[int], runs: str | Path = "runs", recipe: str = DEFAULT_RECIPE,
               data: DataSplits | None = None, retrain: bool = False, **overrides: Any) -> list[dict[str, Any]]:
     """Train ``variant`` once per seed (or reuse a finished run with the same training config)
-    and return the metrics of each seed, in order."""
+    and return the metrics of each seed, in order. A killed run (checkpoint.pt, no metrics.json)
+    of the same training config continues from its last finished epoch; ``retrain`` starts
+    every seed over."""
     seeds = list(seeds)
     if not seeds:
         raise MnistLibError("seeds is empty: give at least one seed, e.g. [0, 1, 2]")
@@ -89,17 +137,19 @@ def run_seeds(variant: str, seeds: Iterable[int], runs: str | Path = "runs", rec
     for seed in seeds:
         seeded = config.replace(seed=seed)
         out = run_dir(runs, seeded.dataset, recipe, variant, seed)
+        label = f"{variant} seed {seed}"
         # Reuse needs the model too: committed metrics.json files come without their model.pt.
         if not retrain and (out / METRICS).exists() and (out / "model.pt").exists():
             saved = read_json(out / METRICS)
             if _same_training(saved["config"], seeded):
-                print(f"{variant} seed {seed}: reusing the finished run in {out}")
+                print(f"{label}: reusing the finished run in {out}")
                 results.append(saved)
                 continue
+        resume = not retrain and _resumable(out, seeded, label)
         if data is None:
             data = load_data(config.dataset, config.data_dir, config.data_format, config.val_size,
                              config.limit, config.download)
-        results.append(train(seeded, out, data=data, overwrite=True).metrics)
+        results.append(train(seeded, out, data=data, resume=resume, overwrite=not resume).metrics)
     return results
 
 
@@ -111,20 +161,41 @@ def load_run(path: str | Path) -> tuple[dict[str, Any], Any]:
 
 
 def aggregate(metrics: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and standard deviation over seeds of the kept models' numbers, per-seed values kept."""
+    """A row of the study: per-seed numbers of the kept models, and mean ± std over the runs
+    that learned. A failed run (test accuracy near chance) is counted in ``failed`` and kept
+    out of every mean."""
     test = [m["final"]["test_acc"] for m in metrics]
-    val = [m["final"]["val_acc"] for m in metrics]
+    ok = [not bad for bad in stats.failed(test)]
+
+    def per_seed(key: str) -> list[Any]:
+        return [m["final"].get(key) for m in metrics]
+
+    def learned(values: list[Any]) -> list[float]:
+        return [v for v, good in zip(values, ok) if good and v is not None]
+
+    mean, std = stats.mean_std(learned(test))
+    val_mean, _ = stats.mean_std(learned(per_seed("val_acc")))
+    train_eval = per_seed("train_eval_acc")
+    gaps = [t - a for t, a, good in zip(train_eval, test, ok) if good and t is not None]
+    gap_mean, gap_std = stats.mean_std(gaps)
     return {
         "test_acc": test,
-        "mean": statistics.fmean(test),
-        "std": statistics.stdev(test) if len(test) > 1 else 0.0,
+        "learned_acc": learned(test),
+        "failed": len(test) - sum(ok),
+        "failed_seeds": [m["config"]["seed"] for m, good in zip(metrics, ok) if not good],
+        "mean": mean,
+        "std": std,
         "seeds": [m["config"]["seed"] for m in metrics],
-        "val_acc": val,
-        "val_mean": statistics.fmean(v for v in val if v is not None) if all(v is not None for v in val) else None,
-        "test_loss": [m["final"]["test_loss"] for m in metrics],
+        "val_acc": per_seed("val_acc"),
+        "val_mean": val_mean,
+        "test_loss": per_seed("test_loss"),
+        "train_acc": per_seed("train_acc"),  # running accuracy of the kept epoch (augmented, Dropout on)
+        "train_eval_acc": train_eval,  # the kept model on the clean training images
+        "gap_mean": gap_mean,  # train_eval_acc - test_acc, runs that learned
+        "gap_std": gap_std,
         "selected_epoch": [m["selected_epoch"] for m in metrics],
         "epochs": metrics[0]["config"]["epochs"],
-        "train_images": metrics[0].get("sizes", {}).get("train"),
+        "train_size": metrics[0].get("sizes", {}).get("train"),
         "params": metrics[0]["params"],
         "seconds": sum(sum(e["seconds"] for e in m["history"]) for m in metrics),
         "train_seconds": sum(sum(e["train_seconds"] for e in m["history"]) for m in metrics),
@@ -141,7 +212,7 @@ def summarize(runs: str | Path = "runs") -> dict[str, dict[str, Any]]:
     project's recipe (chosen without looking at test numbers)."""
     runs = Path(runs)
     summary: dict[str, dict[str, Any]] = {}
-    for dataset_dir in sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []:
+    for dataset_dir in sorted(p for p in runs.iterdir() if p.is_dir() and p.name in DATASETS) if runs.is_dir() else []:
         per_dataset: dict[str, Any] = {}
         for recipe_dir in sorted(p for p in dataset_dir.iterdir() if p.is_dir() and p.name in PRESETS):
             for variant_dir in sorted(p for p in recipe_dir.iterdir() if p.is_dir() and p.name in VARIANTS):
@@ -160,9 +231,48 @@ def summarize(runs: str | Path = "runs") -> dict[str, dict[str, Any]]:
     return summary
 
 
-def write_summary(runs: str | Path, path: str | Path) -> dict[str, Any]:
-    summary = summarize(runs)
-    if not summary:
+def comparisons(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every pair of COMPARISONS present in ``summary``: Welch's t-test, 95% CI and a verdict."""
+    out = []
+    for dataset, recipe, row, baseline in COMPARISONS:
+        a = summary.get(dataset, {}).get(summary_key(row, recipe))
+        b = summary.get(dataset, {}).get(summary_key(baseline, recipe))
+        if a and b:
+            out.append({"dataset": dataset, "recipe": recipe, "row": row, "baseline": baseline,
+                        "label": LABELS[row], "baseline_label": LABELS[baseline],
+                        "gap": a["gap_mean"], "baseline_gap": b["gap_mean"], **stats.compare_rows(a, b)})
+    return out
+
+
+def convergence(summary: dict[str, Any], doubled: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each model with a "2x epochs" row: did twice the epochs raise the mean by more than the std?"""
+    out = []
+    for dataset, rows in doubled.items():
+        for key, long in rows.items():
+            short = summary.get(dataset, {}).get(key)
+            if key != "best_variant" and short and short["mean"] is not None and long["mean"] is not None:
+                out.append({"dataset": dataset, "variant": long["variant"], "label": LABELS[long["variant"]],
+                            **stats.converged(short, long)})
+    return out
+
+
+def study_summary(runs: str | Path, **extra: Any) -> dict[str, Any]:
+    """The whole study from its run folders: the main rows per dataset, the "2x" and
+    "stability" groups, the comparisons and the convergence check, plus ``extra`` (wall time,
+    device, plan)."""
+    runs = Path(runs)
+    summary: dict[str, Any] = summarize(runs)
+    summary["2x"] = summarize(runs / "2x")
+    summary["stability"] = summarize(runs / "stability")
+    summary["comparisons"] = comparisons(summary)
+    summary["convergence"] = convergence(summary, summary["2x"])
+    summary.update(extra)
+    return summary
+
+
+def write_summary(runs: str | Path, path: str | Path, **extra: Any) -> dict[str, Any]:
+    summary = study_summary(runs, **extra)
+    if not any(d in summary for d in DATASETS):
         raise MnistLibError(f"no finished runs under {runs}: run the model notebooks (or `make report`) first")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_json(path, summary)

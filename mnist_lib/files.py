@@ -33,6 +33,10 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     _atomic(path, lambda f: f.write(json.dumps(obj, indent=2, allow_nan=False) + "\n"), "w")
 
 
+def write_atomic_text(path: str | os.PathLike, text: str) -> None:
+    _atomic(path, lambda f: f.write(text), "w")
+
+
 def write_torch(path: str | os.PathLike, obj: Any) -> None:
     import torch
 

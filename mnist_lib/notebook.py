@@ -18,6 +18,7 @@ from typing import Any, Sequence
 from mnist_lib.config import DATASETS, PRESETS, TrainConfig, _choice
 from mnist_lib.errors import MnistLibError
 from mnist_lib.experiments import VARIANTS, run_dir, variant_config
+from mnist_lib.files import ensure_writable_dir
 from mnist_lib.models import DISPLAY_NAMES
 
 # TrainConfig fields a notebook may expose as parameters (None there: the recipe's value).
@@ -125,8 +126,31 @@ def check_parameters(model: str, recipe: str = "tuned", seeds: Any = (0, 1, 2), 
     overrides = {k: v for k, v in config_fields.items() if v is not None}
     overrides["dataset"] = dataset
     config = variant_config(model, recipe, **overrides, seed=seeds[0])
-    return NotebookRun(model, recipe, seeds, config, overrides, _path("runs_dir", runs_dir),
-                       figure_dir(_path("images_dir", images_dir), dataset), _flag("retrain", retrain))
+    run = NotebookRun(model, recipe, seeds, config, overrides, _path("runs_dir", runs_dir),
+                      figure_dir(_path("images_dir", images_dir), dataset), _flag("retrain", retrain))
+    # Where the notebook writes and what it reads, before any training: the messages the CLI gives.
+    ensure_writable_dir(run.runs_dir, "runs_dir")
+    ensure_writable_dir(run.images_dir, "images_dir")
+    check_data(config)
+    return run
+
+
+def check_data(config: TrainConfig) -> None:
+    """Raise the loader's own MnistLibError (what the CLI prints) now if ``config``'s dataset
+    cannot be loaded because its files are absent from the data folder (data_dir, else
+    $MNIST_DATA_DIR, else ./data) and cannot be downloaded; absent files are downloaded here, as
+    training would. Files that are there are checked when they are loaded."""
+    from mnist_lib.data import DEBIAN_FASHION_MNIST, IDX_FILES, TORCHVISION_CLASSES, load_idx, resolve_data_dir
+
+    if config.data_format != "idx":
+        return  # the course's tars and folders are read (and their absence reported) by the loader
+    root = resolve_data_dir(config.data_dir)
+    raw = root / TORCHVISION_CLASSES[config.dataset] / "raw"
+    if all((raw / name).is_file() for pair in IDX_FILES.values() for name in pair):
+        return
+    if config.dataset == "fashion-mnist" and DEBIAN_FASHION_MNIST.is_dir():
+        return  # the loader stages the Debian package's files
+    load_idx(config.dataset, root, True, config.download)  # downloads them, or raises the message
 
 
 def check_grid(variants: Any, recipes: Any, **common: Any) -> list[NotebookRun]:
@@ -184,7 +208,7 @@ def per_class_frame(labels, predictions: dict[int, Any], class_names: Sequence[s
 
 def fmt_pm(values: Sequence[float], digits: int = 2) -> str:
     """'mean ± std' of per-seed values (just the value for one seed)."""
-    from mnist_lib.report import fmt_pm as fmt
+    from mnist_lib.tables import fmt_pm as fmt
 
     values = list(values)
     return fmt(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, len(values), digits)
@@ -220,7 +244,7 @@ def model_summary(run: NotebookRun, metrics: list[dict[str, Any]], frame=None) -
         best = frame.sort_values("mean").iloc[-1]
         lines.append(f"- hardest class: {worst['class']} ({worst['mean']:.2f}%, most often taken for "
                      f"{worst['most often taken for']}); easiest: {best['class']} ({best['mean']:.2f}%);")
-    from mnist_lib.report import seconds_text
+    from mnist_lib.tables import seconds_text
 
     lines.append(f"- training took {seconds_text(statistics.fmean(seconds))} per seed on {env['device']} "
                  f"({env['device_name']}, {env['threads']} threads).")
@@ -243,7 +267,7 @@ def describe_run(run: NotebookRun) -> str:
 
 def parameter_markdown(model, name: str) -> str:
     """The per-layer parameter table (models.parameter_frame) as markdown, with the total."""
-    from mnist_lib.report import markdown_table
+    from mnist_lib.tables import markdown_table
 
     frame = parameter_frame_formatted(model)
     total = frame.iloc[-1]
@@ -301,7 +325,7 @@ def compared_models(summary: dict[str, Any], dataset: str = "mnist") -> list[str
 def full_result_histories(summary: dict[str, Any], runs_dir: str | Path, dataset: str = "mnist") -> dict[str, list]:
     """label -> per-seed histories of the compared models, for plots.full_result_figure."""
     from mnist_lib.experiments import DEFAULT_RECIPE
-    from mnist_lib.report import display_name, histories
+    from mnist_lib.tables import display_name, histories
 
     out = {}
     for key in compared_models(summary, dataset):
@@ -314,7 +338,7 @@ def full_result_histories(summary: dict[str, Any], runs_dir: str | Path, dataset
 
 def dataset_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows for plots.mean_std_figure comparing MNIST and Fashion-MNIST per model."""
-    from mnist_lib.report import display_name
+    from mnist_lib.tables import display_name
 
     if "fashion-mnist" not in summary:
         return []

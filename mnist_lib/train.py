@@ -8,6 +8,7 @@ import importlib.metadata
 import math
 import platform
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mnist_lib.config import TrainConfig
-from mnist_lib.data import DataSplits, Split, augment_batch, batches, load_data
+from mnist_lib.data import DataSplits, Split, augment_batch, batches, load_data, shift_batch
 from mnist_lib.errors import MnistLibError
 from mnist_lib.files import ensure_writable_dir, read_json, write_json, write_torch
 from mnist_lib.models import build_model, count_parameters
@@ -82,8 +83,8 @@ def environment(device: torch.device, config: TrainConfig) -> dict[str, Any]:
 def evaluate(model: nn.Module, split: Split, batch_size: int = 2000) -> tuple[float, float]:
     """(mean cross-entropy, accuracy in percent) over a split, in large batches."""
     model.eval()
-    loss_sum = torch.zeros((), device=split.images.device)
-    correct = torch.zeros((), dtype=torch.long, device=split.images.device)
+    loss_sum = torch.zeros((), device=split.device)
+    correct = torch.zeros((), dtype=torch.long, device=split.device)
     for x, y in batches(split, batch_size):
         logits = model(x)
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
@@ -99,7 +100,35 @@ def predict(model: nn.Module, split: Split, batch_size: int = 2000) -> torch.Ten
     return torch.cat([model(x).argmax(1).cpu() for x, _ in batches(split, batch_size)])
 
 
+def _eager_until_dynamo(fn, decorated):
+    """Call ``fn`` directly while torch._dynamo is not imported (then nothing can be compiling, so
+    "disable dynamo" has nothing to do); once it is, hand over to torch's own wrapper."""
+    def call(*args, **kwargs):
+        if "torch._dynamo" in sys.modules:
+            delattr(fn, "__dynamo_disable")
+            return decorated(*args, **kwargs)
+        return fn(*args, **kwargs)
+    return call
+
+
+def defer_dynamo_import() -> None:
+    """torch.optim.Optimizer's add_param_group, zero_grad, state_dict and load_state_dict are
+    wrapped in torch._compile._disable_dynamo, which imports torch._dynamo (with sympy, ~900
+    modules, ~150 MiB of resident memory) on their first call, although an eager run never
+    compiles. Make them import it only once something else has (torch.compile does)."""
+    if "torch._dynamo" in sys.modules:
+        return
+    import torch._compile
+
+    code = torch._compile._disable_dynamo(lambda: None).__code__
+    for method in vars(torch.optim.Optimizer).values():
+        fn = getattr(method, "__wrapped__", None)
+        if getattr(method, "__code__", None) is code and fn is not None and getattr(fn, "__dynamo_disable", None) is None:
+            setattr(fn, "__dynamo_disable", _eager_until_dynamo(fn, method))
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    defer_dynamo_import()
     # fused: one kernel updates every parameter, instead of a few small ops per tensor
     # (10-40% faster steps on CPU for these small models); CPU and CUDA have the kernels.
     fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
@@ -256,12 +285,17 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
         losses = torch.zeros(steps_per_epoch, device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
         for step, (x, y) in enumerate(batches(data.train, config.batch_size, shuffle_gen)):
-            if config.augment:
+            if config.augment and config.augment_mode == "shift":
+                x = shift_batch(x, round(config.augment_shift), background, augment_gen)
+            elif config.augment:
                 x = augment_batch(x, config.augment_degrees, config.augment_shift, background, augment_gen)
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if config.grad_clip is not None:
+                # foreach: one fused norm over all gradients; no host sync (the norm stays a tensor)
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip, foreach=True)
             optimizer.step()
             scheduler.step()
             losses[step] = loss.detach() * len(y)
@@ -300,6 +334,9 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
     bar.close()
 
     model.load_state_dict(best_state)
+    # The kept model on the clean training images (no augmentation, Dropout off): with the
+    # test accuracy this is the train-test gap, which says whether there was overfitting at all.
+    train_eval_loss, train_eval_acc = evaluate(model, data.train, config.eval_batch_size)
     metrics = {
         "config": config.to_dict(),
         "environment": environment(device, config),
@@ -307,7 +344,7 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
         "history": history,
         "selected_epoch": best_epoch,
         "selection": "best validation accuracy" if len(data.val) else "last epoch (no validation split)",
-        "final": dict(history[best_epoch - 1]),
+        "final": {**history[best_epoch - 1], "train_eval_loss": train_eval_loss, "train_eval_acc": train_eval_acc},
         "sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
     }
     if out is not None:

@@ -17,7 +17,7 @@ from torchvision.io import encode_png
 
 from conftest import N_TEST, N_TRAIN, N_VAL, write_mnist_root
 from mnist_lib.data import (IDX_FILES, NORMALIZATION, Split, augment_batch, batches, load_course_tar, load_data,
-                            load_png_folder, load_split, normalize, resolve_data_dir, split_train_val,
+                            load_png_folder, load_split, normalize, resolve_data_dir, shift_batch, split_train_val,
                             write_course_tar)
 from mnist_lib.errors import MnistLibError
 
@@ -215,6 +215,56 @@ def test_augment_with_no_rotation_or_shift_is_the_identity(tiny_root):
 
 
 # --------------------------------------------------------------------------- bad IDX data
+
+def test_splits_are_stored_as_uint8_and_batches_are_normalized(tiny_root, synthetic_arrays):
+    """The splits keep uint8 pixels (a quarter of float32's memory); every batch comes out
+    normalized, bit for bit what normalizing the whole split gives."""
+    data = load_data("mnist", tiny_root, "idx", val_size=N_VAL, download=False)
+    for split in (data.train, data.val, data.test):
+        assert split.stored.dtype == torch.uint8 and split.stored.shape[1:] == (1, 28, 28)
+        whole = split.images
+        assert whole.dtype == torch.float32
+        plain = torch.cat([x for x, _ in batches(split, 7)])
+        assert torch.equal(plain, whole)
+    test_pixels = torch.from_numpy(synthetic_arrays["test"][0])
+    assert torch.equal(data.test.images, normalize(test_pixels, "mnist"))
+    gen = torch.Generator().manual_seed(3)
+    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(3))
+    shuffled = torch.cat([x for x, _ in batches(data.train, 64, gen)])
+    assert torch.equal(shuffled, data.train.images[order])
+    assert torch.equal(data.unnormalize(data.test.stored), data.unnormalize(data.test.images))
+    assert torch.equal(data.train[:5].images, data.train.images[:5])
+
+
+def test_idx_loading_does_not_import_torchvision(tiny_root):
+    """Reading checked IDX files needs no torchvision (its import costs ~170 MiB of memory)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from mnist_lib.data import load_data; "
+            f"load_data('mnist', {str(tiny_root)!r}, 'idx', val_size={N_VAL}, download=False); "
+            "print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_shift_moves_whole_pixels_and_keeps_the_background(tiny_root):
+    data = load_data("mnist", tiny_root, "idx", val_size=N_VAL, download=False)
+    x = data.train.images[:32]
+    original = x.clone()
+    background = -data.mean / data.std
+    moved = shift_batch(x, 2, background, torch.Generator().manual_seed(0))
+    assert torch.equal(x, original) and moved.shape == x.shape
+    assert torch.equal(moved, shift_batch(x, 2, background, torch.Generator().manual_seed(0)))
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), value=background)
+    for i in range(len(x)):  # each image is one of the 25 whole-pixel shifts of itself
+        crops = [padded[i, :, dy:dy + 28, dx:dx + 28] for dy in range(5) for dx in range(5)]
+        assert any(torch.equal(moved[i], c) for c in crops)
+    assert not all(torch.equal(moved[i], x[i]) for i in range(len(x)))
+    blank = torch.full((2, 1, 28, 28), background)
+    assert torch.equal(shift_batch(blank, 2, background), blank)
+    assert torch.equal(shift_batch(x, 0, background), x)
+
 
 def test_missing_data_dir_says_how_to_get_the_data(tmp_path):
     with pytest.raises(MnistLibError, match="MNIST_DATA_DIR") as info:

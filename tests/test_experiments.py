@@ -93,3 +93,99 @@ def test_summary_of_nothing_is_a_clear_error(tmp_path):
     assert summarize(tmp_path / "none") == {}
     with pytest.raises(MnistLibError, match="no finished runs"):
         write_summary(tmp_path / "none", tmp_path / "summary.json")
+
+
+# --------------------------------------------------------------------------- a killed study, resumed
+
+RESUME_STUDY = dict(limit=3000, val_size=500, epochs=3, progress=False, threads=1, device="cpu")
+RUN_SEEDS_SCRIPT = """
+import sys
+from mnist_lib.experiments import run_seeds
+run_seeds("lenet5", [0], sys.argv[1], "tuned", data_dir=sys.argv[2], **{options})
+"""
+
+
+def _run_seeds_process(runs, data_dir):
+    import subprocess
+    import sys
+
+    from conftest import REPO, cli_env
+
+    script = RUN_SEEDS_SCRIPT.format(options=repr(RESUME_STUDY))
+    return subprocess.Popen([sys.executable, "-c", script, str(runs), str(data_dir)], env=cli_env(), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_run_seeds_continues_a_killed_run_from_its_checkpoint(real_data_dir, tmp_path):
+    """A study killed mid-run (SIGKILL after the first epoch's checkpoint) and run again
+    continues from checkpoint.pt and ends where an uninterrupted run ends."""
+    import time
+
+    from conftest import strip_timing
+    from mnist_lib.train import CHECKPOINT, METRICS, load_checkpoint
+
+    runs = tmp_path / "runs"
+    out = experiments.run_dir(runs, "mnist", "tuned", "lenet5", 0)
+    process = _run_seeds_process(runs, real_data_dir)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / CHECKPOINT).exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no checkpoint.pt within 240 s"
+            time.sleep(0.002)
+        process.kill()
+        process.communicate()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == -9, "the run finished before it could be killed"
+    assert not (out / METRICS).exists()
+    killed_at = load_checkpoint(out / CHECKPOINT)["epoch"]
+    assert 1 <= killed_at < RESUME_STUDY["epochs"]
+
+    rerun = _run_seeds_process(runs, real_data_dir)
+    stdout, stderr = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, stderr
+    assert f"resuming the killed run in {out} after epoch {killed_at} of 3" in stdout, stdout
+    resumed = json.loads((out / METRICS).read_text())
+
+    unbroken = run_seeds("lenet5", [0], tmp_path / "unbroken", "tuned", data_dir=str(real_data_dir),
+                         **RESUME_STUDY)[0]
+    assert [e["epoch"] for e in resumed["history"]] == [1, 2, 3]
+    assert strip_timing(resumed["history"]) == strip_timing(unbroken["history"])
+    assert strip_timing([resumed["final"]]) == strip_timing([unbroken["final"]])
+    assert resumed["selected_epoch"] == unbroken["selected_epoch"]
+
+
+def test_run_seeds_starts_over_from_another_configs_checkpoint(tiny_root, tmp_path, capsys):
+    """A checkpoint of another training config, or an unreadable one, is not resumed: the run
+    starts over (and says so in one line)."""
+    from mnist_lib.train import CHECKPOINT
+
+    runs = tmp_path / "runs"
+    out = experiments.run_dir(runs, "mnist", "course", "custom_mlp", 0)
+    run_seeds("custom_mlp", [0], runs, "course", data_dir=str(tiny_root), **TINY)
+    (out / "metrics.json").unlink()  # as if killed after its last checkpoint
+    capsys.readouterr()
+    longer = run_seeds("custom_mlp", [0], runs, "course", data_dir=str(tiny_root), **{**TINY, "lr": 0.02})
+    lines = [line for line in capsys.readouterr().out.splitlines() if "starting over" in line]
+    assert len(lines) == 1 and "is for another training config (lr=0.01, not 0.02)" in lines[0], lines
+    assert longer[0]["config"]["lr"] == 0.02 and len(longer[0]["history"]) == 1
+    (out / "metrics.json").unlink()
+    (out / CHECKPOINT).write_bytes(b"not a checkpoint")
+    again = run_seeds("custom_mlp", [0], runs, "course", data_dir=str(tiny_root), **{**TINY, "lr": 0.02})
+    lines = [line for line in capsys.readouterr().out.splitlines() if "starting over" in line]
+    assert len(lines) == 1 and "is not a readable checkpoint" in lines[0], lines
+    assert again[0]["history"][0]["train_loss"] == longer[0]["history"][0]["train_loss"]
+
+
+def test_same_training_takes_a_missing_field_as_its_default():
+    config = variant_config("lenet5", "tuned", epochs=2)
+    saved = config.to_dict()
+    assert experiments._same_training(saved, config)
+    del saved["label_smoothing"]  # a field added after the run was saved: its default then
+    assert experiments._same_training(saved, config)
+    assert not experiments._same_training(saved, config.replace(label_smoothing=0.1))
+    saved["device"] = "cuda"  # how it ran does not matter
+    assert experiments._same_training(saved, config)

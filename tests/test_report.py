@@ -179,7 +179,7 @@ def test_update_readme_fills_blocks_from_saved_json(tmp_path):
 
     from mnist_lib.errors import MnistLibError
     from mnist_lib.experiments import aggregate
-    from mnist_lib.report import update_readme
+    from mnist_lib.readme import update_readme
 
     def fake(variant, accs, dataset="mnist"):
         metrics = [{"final": {"test_acc": a, "val_acc": a - 0.1, "test_loss": 0.03}, "config": {"seed": s, "epochs": 4},

@@ -1,0 +1,160 @@
+"""The study as data: every notebook run of `make report`, in order, with its budget.
+
+`pipeline.py` only executes a plan; `python -m mnist_lib report --plan` prints it with each
+step's estimated cost. `STUDY` is the full study, `QUICK` the smoke run CI executes.
+
+Budget (2-core CPU, about an hour): the verdicts rest on 5 seeds (headline models, ablation,
+the Fashion-MNIST pair LeNet-5 / LeNet5_Regularized); supporting rows get 3 (the "2x epochs"
+convergence check, the other Fashion-MNIST rows). The stability sweep keeps the short budget
+(3 epochs, 10,000 images) at which the first recipe failed one seed in three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mnist_lib.config import PRESETS
+
+SEEDS5 = (0, 1, 2, 3, 4)
+SEEDS3 = (0, 1, 2)
+BEST = "best"  # a step's variant chosen at run time: the best MNIST variant by validation accuracy
+
+
+@dataclass(frozen=True)
+class Step:
+    """One papermill execution: a notebook training (or reusing) variants x seeds.
+
+    ``group`` is the runs sub-folder ("" for the main study, "2x" for the convergence check,
+    "stability" for the sweep): runs of the same variant with another budget never collide."""
+
+    name: str  # the executed copy: <executed>/<name>.ipynb
+    notebook: str  # notebooks/<notebook>.ipynb
+    variants: tuple[str, ...]
+    epochs: int
+    seeds: tuple[int, ...]
+    recipe: str = "tuned"
+    dataset: str = "mnist"
+    limit: int | None = None  # training images (None: all 55,000)
+    group: str = ""
+    figures: bool = True  # its figures go to images/ (else under its runs folder)
+    after: tuple[str, ...] = field(default=())  # steps that must finish first
+
+    @property
+    def runs(self) -> int:
+        return len(self.variants) * len(self.seeds)
+
+
+# Median seconds per epoch on 55,000 images, measured on the 2-core CPU (2 torch threads) with
+# the engine; the estimate scales them by training size and adds evaluation and a notebook's
+# start-up. Keys: architecture family, augmentation, batch size.
+EPOCH_SECONDS = {
+    ("lenet5", False, 128): 3.0, ("lenet5", True, 128): 3.8,
+    ("batchnorm", False, 128): 4.4, ("batchnorm", True, 128): 5.2,
+    ("custom_mlp", False, 128): 0.3, ("custom_mlp", True, 128): 0.9,
+}
+BATCH64_FACTOR = 1.5  # half the batch: more, smaller steps, each less efficient on a CPU
+NOTEBOOK_SECONDS = 20.0  # kernel start, imports, figures
+TRAIN_IMAGES = 55_000
+PARALLEL_GAIN = 1.15  # two 1-thread processes vs one 2-thread process, measured on the 2-core CPU
+
+
+def _headline(dataset: str, epochs: dict[str, int], seeds: dict[str, tuple[int, ...]], group: str = "",
+              suffix: str = "") -> list[Step]:
+    prefix = "" if dataset == "mnist" else f"{dataset}_"
+    return [Step(f"{prefix}{variant}{suffix}", "lenet5" if variant == "lenet5_batchnorm" else variant, (variant,),
+                 epochs[variant], seeds[variant], dataset=dataset, group=group, figures=not group)
+            for variant in epochs]
+
+
+# Epochs per model: chosen so that twice as many do not raise mean test accuracy by more than
+# the seed standard deviation (the "2x" steps check it; report section 6 shows the evidence).
+MNIST_EPOCHS = {"lenet5": 10, "custom_mlp": 30, "lenet5_regularized": 10, "lenet5_batchnorm": 10}
+FASHION_EPOCHS = {"lenet5": 10, "custom_mlp": 20, "lenet5_regularized": 10}
+COURSE_EPOCHS = 5  # the course recipe's ablation: constant lr 0.01, batch 64
+COURSE_ABLATION = ("ablation_none", "ablation_batchnorm", "ablation_dropout", "ablation_batchnorm_dropout",
+                   "ablation_augmentation", "ablation_batchnorm_dropout_augmentation")
+STABILITY = dict(variants=("ablation_none", "ablation_dropout"), epochs=3, limit=10_000, seeds=tuple(range(20)))
+DOUBLE = ("lenet5", "custom_mlp", "lenet5_regularized")
+
+STUDY: list[Step] = [
+    *_headline("mnist", MNIST_EPOCHS, {v: SEEDS5 for v in MNIST_EPOCHS}),
+    Step("ablation_course", "ablation", COURSE_ABLATION, COURSE_EPOCHS, SEEDS5, recipe="course"),
+    Step("ablation_tuned", "ablation", ("ablation_none",), MNIST_EPOCHS["lenet5"], SEEDS5, figures=False),
+    Step("stability", "ablation", STABILITY["variants"], STABILITY["epochs"], STABILITY["seeds"],
+         limit=STABILITY["limit"], group="stability", figures=False),
+    *_headline("mnist", {v: 2 * MNIST_EPOCHS[v] for v in DOUBLE}, {v: SEEDS3 for v in DOUBLE}, "2x", "_2x"),
+    *_headline("fashion-mnist", FASHION_EPOCHS,
+               {"lenet5": SEEDS5, "lenet5_regularized": SEEDS5, "custom_mlp": SEEDS3}),
+    Step("fashion-mnist_best", "lenet5", (BEST,), FASHION_EPOCHS["lenet5"], SEEDS3, dataset="fashion-mnist",
+         after=tuple(f"{v}" for v in MNIST_EPOCHS)),
+    *_headline("fashion-mnist", {v: 2 * FASHION_EPOCHS[v] for v in DOUBLE}, {v: SEEDS3 for v in DOUBLE}, "2x", "_2x"),
+]
+
+# The smoke run: the same steps on 2,000 images for 1 epoch and one seed (two for the ablation,
+# so its statistics have something to compute), about a minute and a half on 2 CPU cores.
+QUICK_LIMIT = 2000
+QUICK_VAL = 1000
+
+
+def quick(plan: list[Step]) -> list[Step]:
+    keep = {"lenet5", "custom_mlp", "lenet5_regularized", "ablation_course", "stability", "lenet5_2x",
+            "fashion-mnist_lenet5", "fashion-mnist_lenet5_regularized"}
+    steps = []
+    for s in plan:
+        if s.name not in keep:
+            continue
+        variants = s.variants[:2] if s.notebook == "ablation" else s.variants
+        seeds = (0, 1) if s.notebook == "ablation" else (0,)
+        steps.append(replace(s, variants=variants, epochs=1, seeds=seeds, limit=QUICK_LIMIT, after=()))
+    return steps
+
+
+QUICK: list[Step] = quick(STUDY)
+
+
+def notebook_variant(variant: str) -> str:
+    """The architecture a variant is built from (its model notebook)."""
+    from mnist_lib.experiments import VARIANTS
+
+    return VARIANTS[variant]["model"]
+
+
+def step_config(step: Step, variant: str) -> dict[str, Any]:
+    """The recipe values a step's variant trains with (for the estimate)."""
+    from mnist_lib.experiments import VARIANTS
+
+    return {**PRESETS[step.recipe], **VARIANTS.get(variant, VARIANTS["lenet5"]), "epochs": step.epochs}
+
+
+def estimate_seconds(step: Step) -> float:
+    """Estimated wall seconds of a step on the 2-core CPU (training + evaluation + notebook)."""
+    total = NOTEBOOK_SECONDS
+    for variant in step.variants:
+        c = step_config(step, variant)
+        family = "custom_mlp" if c["model"] == "custom_mlp" else (
+            "batchnorm" if c["model"] == "lenet5_regularized" or c.get("batchnorm") else "lenet5")
+        per_epoch = EPOCH_SECONDS[(family, bool(c["augment"]), 128)]
+        if c["batch_size"] < 128:
+            per_epoch *= BATCH64_FACTOR
+        images = min(step.limit or TRAIN_IMAGES, TRAIN_IMAGES)
+        # evaluation: 15,000 validation + test images per epoch, forward only (~1/3 of a step)
+        per_epoch = per_epoch * images / TRAIN_IMAGES + per_epoch * 15_000 / TRAIN_IMAGES / 3
+        total += per_epoch * step.epochs * len(step.seeds)
+    return total
+
+
+def describe(plan: list[Step], workers: int = 1) -> str:
+    """The plan as a table, with each step's estimated cost and the total."""
+    from mnist_lib.tables import seconds_text
+
+    lines = [f"{'step':<34} {'dataset':<14} {'recipe':<7} {'epochs':>6} {'seeds':>5} {'train':>7} {'runs':>4} {'est.':>9}"]
+    for s in plan:
+        lines.append(f"{s.name:<34} {s.dataset:<14} {s.recipe:<7} {s.epochs:>6} {len(s.seeds):>5} "
+                     f"{(s.limit or TRAIN_IMAGES):>7,} {s.runs:>4} {seconds_text(estimate_seconds(s)):>9}")
+    total = sum(estimate_seconds(s) for s in plan)
+    lines.append(f"{len(plan)} steps, {sum(s.runs for s in plan)} runs, about {seconds_text(total)} of "
+                 f"one-process work on the 2-core CPU" + (f"; with {workers} one-thread workers side by side "
+                                                         f"(+{PARALLEL_GAIN - 1:.0%} throughput): about "
+                                                         f"{seconds_text(total / PARALLEL_GAIN)}" if workers > 1 else ""))
+    return "\n".join(lines)

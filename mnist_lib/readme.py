@@ -1,0 +1,100 @@
+"""`python -m mnist_lib readme`: refill README.md's results and benchmark blocks from the saved
+JSON of the committed run (report/summary.json, report/bench.json). Nothing is typed by hand."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Mapping
+
+from mnist_lib.errors import MnistLibError
+from mnist_lib.files import write_atomic_text
+from mnist_lib.tables import MODEL_NOTEBOOKS, markdown_table
+
+REPO = Path(__file__).resolve().parents[1]
+
+# --------------------------------------------------------------------------- README results
+
+README_BLOCKS = ("results", "bench")
+
+
+def readme_results(summary: Mapping[str, Any], extended: Mapping[str, Any] | None = None) -> str:
+    """The README's results: the same tables as the report, from report/summary.json."""
+    from mnist_lib.experiments import ABLATION
+
+    parts = ["Final test accuracy of the kept (best-validation) model, mean ± std over seeds "
+             "(from `report/summary.json`):", "", results_table(summary, "mnist", [k for k in MODEL_NOTEBOOKS]),
+             "", "Targets (mean over seeds):", "", markdown_table(targets_frame(summary)), ""]
+    if extended:
+        parts += ["A longer budget (`report --extended`):", "", extended_section(extended, summary), ""]
+    variants = ablation_variants(summary)
+    if variants:
+        parts += ["Regularization ablation for LeNet-5:", "",
+                  markdown_table(ablation_frame(summary, variants, recipes_run(summary))), "",
+                  ablation_sentences(summary, variants, recipes_run(summary)), ""]
+    if "fashion-mnist" in summary:
+        keys = [k for k in MODEL_NOTEBOOKS + ["best_variant"] if k in summary["fashion-mnist"]]
+        parts += ["Fashion-MNIST:", "", results_table(summary, "fashion-mnist", keys), "",
+                  carry_over_sentence(summary), ""]
+    parts.append(time_sentence(summary))
+    return "\n".join(parts)
+
+
+def readme_bench(bench: Mapping[str, Any]) -> str:
+    """The README's benchmark table, from report/bench.json, with the machine it came from."""
+    import pandas as pd
+
+    from mnist_lib.bench import format_summary
+
+    env = bench["environment"]
+    frame = pd.DataFrame(bench["results"])
+    frame = pd.DataFrame({
+        "pipeline": frame.pipeline, "model": frame.model, "batch": frame.batch_size,
+        "s / epoch (median)": frame.seconds_per_epoch.map("{:.2f}".format),
+        "images / s": frame.images_per_s.map("{:,.0f}".format), "speed-up": frame.speedup.map("{:.1f}x".format)})
+    machine = (f"{env['device_name']}, {env['cpu_count']} cores, {env['threads']} torch thread(s), "
+               f"torch {env['torch']}; load average {env['load_average_before'][0]:.1f} before")
+    settings = bench["settings"]
+    return "\n".join([f"Measured by `python -m mnist_lib bench` on {machine}; {settings['images_per_epoch']:,} "
+                      f"images per epoch, median of {settings['repeats']} runs (`report/bench.json`):", "",
+                      markdown_table(frame), "", "```", format_summary(dict(bench)), "```"])
+
+
+def update_readme(readme: str | Path, summary_path: str | Path | None, bench_path: str | Path | None) -> list[str]:
+    """Replace the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in the README with
+    tables made from the saved JSON; return the blocks written. Nothing is typed by hand."""
+    import re
+
+    from mnist_lib.files import read_json
+
+    readme = Path(readme)
+    text = readme.read_text()
+    made = {}
+    if summary_path and Path(summary_path).is_file():
+        extended = Path(summary_path).with_name("summary_extended.json")
+        made["results"] = readme_results(read_json(summary_path), read_json(extended) if extended.is_file() else None)
+    if bench_path and Path(bench_path).is_file():
+        made["bench"] = readme_bench(read_json(bench_path))
+    for name, body in made.items():
+        pattern = re.compile(rf"(<!-- {name}:begin -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S)
+        if not pattern.search(text):
+            raise MnistLibError(f"{readme} has no <!-- {name}:begin --> ... <!-- {name}:end --> block to fill")
+        text = pattern.sub(lambda m: m.group(1) + body.rstrip("\n") + "\n" + m.group(2), text)
+    write_atomic_text(readme, text)
+    return list(made)
+
+
+def add_command(subparsers) -> None:
+    p = subparsers.add_parser("readme", help="refill README.md's results and benchmark tables from report/*.json")
+    p.add_argument("--readme", default=str(REPO / "README.md"))
+    p.add_argument("--summary", default=str(REPO / "report" / "summary.json"))
+    p.add_argument("--bench", default=str(REPO / "report" / "bench.json"))
+    p.set_defaults(func=cmd_readme)
+
+
+def cmd_readme(args: argparse.Namespace) -> int:
+    written = update_readme(args.readme, args.summary, args.bench)
+    print(f"{args.readme}: refilled {', '.join(written) or 'nothing (no report/summary.json or report/bench.json yet)'}")
+    return 0
+
+

@@ -1,0 +1,68 @@
+"""The study's statistics: failed runs, mean ± std over the runs that learned, and Welch's t-test
+with a 95% confidence interval for the difference between two rows (scipy.stats)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any, Sequence
+
+FAILED_BELOW = 50.0  # test accuracy (%) under which a run did not learn (chance is 10%)
+ALPHA = 0.05
+VERDICTS = ("helps", "hurts", "no evidence either way")
+
+
+def failed(test_acc: Sequence[float]) -> list[bool]:
+    """Which runs stayed near chance: they are counted and reported, never averaged in."""
+    return [a < FAILED_BELOW for a in test_acc]
+
+
+def learned(values: Sequence[float], test_acc: Sequence[float]) -> list[float]:
+    """``values`` of the runs that learned (same order as ``test_acc``)."""
+    return [v for v, bad in zip(values, failed(test_acc)) if not bad]
+
+
+def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def welch(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
+    """mean(a) - mean(b) with its confidence interval and two-sided p-value, by Welch's t-test
+    (unequal variances). Needs two values on each side; identical constant samples give p = 1."""
+    from scipy import stats
+
+    a, b = list(a), list(b)
+    diff = statistics.fmean(a) - statistics.fmean(b) if a and b else None
+    if len(a) < 2 or len(b) < 2:
+        return {"diff": diff, "ci95": None, "p": None, "n": [len(a), len(b)]}
+    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:
+        return {"diff": diff, "ci95": [diff, diff], "p": 1.0 if diff == 0 else 0.0, "n": [len(a), len(b)]}
+    result = stats.ttest_ind(a, b, equal_var=False)
+    low, high = result.confidence_interval(confidence)
+    return {"diff": diff, "ci95": [float(low), float(high)], "p": float(result.pvalue), "n": [len(a), len(b)]}
+
+
+def verdict(test: dict[str, Any], alpha: float = ALPHA) -> str:
+    """helps / hurts when the difference is significant at ``alpha``; otherwise no evidence."""
+    if test["p"] is None or math.isnan(test["p"]) or test["p"] >= alpha:
+        return VERDICTS[2]
+    return VERDICTS[0] if test["diff"] > 0 else VERDICTS[1]
+
+
+def compare_rows(row: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """A summary row against its baseline: Welch on the test accuracies of the runs that learned."""
+    a = learned(row["test_acc"], row["test_acc"])
+    b = learned(baseline["test_acc"], baseline["test_acc"])
+    test = welch(a, b)
+    return {**test, "verdict": verdict(test), "alpha": ALPHA}
+
+
+def converged(short: dict[str, Any], long: dict[str, Any]) -> dict[str, Any]:
+    """The convergence check: does training twice as long raise the mean test accuracy by more
+    than the (shorter run's) seed standard deviation?"""
+    gain = long["mean"] - short["mean"]
+    return {"epochs": short["epochs"], "epochs_2x": long["epochs"], "mean": short["mean"], "mean_2x": long["mean"],
+            "std": short["std"], "gain": gain, "converged": short["std"] is not None and gain <= short["std"],
+            "welch": welch(long["learned_acc"], short["learned_acc"])}

@@ -1,0 +1,134 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: title
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+#   title: Comparison of all models
+# ---
+
+# %% [markdown]
+# # Comparison of all models
+#
+# Reads the saved metrics only (no training): writes `report/summary.json`, draws the writeup's
+# `full_result` figure and tabulates every model over seeds, the targets, Fashion-MNIST and time.
+#
+# **Parameters** (the cell tagged `parameters`; papermill: `-p NAME VALUE`): `runs_dir`, `images_dir` and
+# `summary_path` (relative to the working directory), `wall_seconds` (the pipeline's measured wall time,
+# or `None`), `REPO_URL`.
+#
+# **Run it anywhere.** In a checkout of the repository (Jupyter, papermill) the setup cell finds
+# `mnist_lib` by walking up from the working directory, or uses the installed package. On Colab, set
+# `REPO_URL` in the parameters cell to a pip-installable URL of your copy of the repository, e.g.
+# `git+https://github.com/<you>/MNIST-Classification.git`, and run all cells (it reads saved runs: run the
+# model notebooks first, with the same `runs_dir`).
+
+# %% tags=["parameters"]
+# Parameters (papermill)
+runs_dir = "runs"
+images_dir = "images"
+summary_path = "report/summary.json"
+wall_seconds = None  # the pipeline's measured wall time so far, when it runs this notebook
+# Colab: set to a pip-installable URL of your copy of this repository, e.g.
+# git+https://github.com/<you>/MNIST-Classification.git ("": the repository around this notebook, or the installed package)
+REPO_URL = ""
+
+# %%
+# Setup: make mnist_lib importable from the repository around this notebook (found by walking up from the
+# working directory; no chdir, so relative paths stay relative to it), else as installed, else from REPO_URL.
+import importlib.util, subprocess, sys
+from pathlib import Path
+
+repo = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "mnist_lib" / "__init__.py").is_file()), None)
+if repo is not None:
+    sys.path.insert(0, str(repo))
+elif importlib.util.find_spec("mnist_lib") is None:
+    if not REPO_URL:
+        raise ModuleNotFoundError("mnist_lib is neither around this notebook nor installed: set REPO_URL in the "
+                                  "parameters cell (or pip install the package) and run again.")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", REPO_URL], check=True)
+
+# %%
+from IPython.display import Markdown, display
+from mnist_lib import plots, report
+from mnist_lib.experiments import write_summary
+from mnist_lib.notebook import check_report_parameters, full_result_histories
+
+runs_dir, images_dir, summary_path, wall_seconds = check_report_parameters(runs_dir, images_dir, summary_path, wall_seconds)
+summary = write_summary(runs_dir, summary_path)
+display(Markdown(f"Summary of {sum(len(v) - ('best_variant' in v) for v in summary.values())} model × recipe "
+                 f"entries on {', '.join(summary)} written to `{summary_path}`."))
+
+# %% [markdown]
+# ## Test accuracy and loss of every model (MNIST)
+
+# %%
+fig = plots.full_result_figure(full_result_histories(summary, runs_dir, "mnist"), images_dir / "full_result.png",
+                               title="MNIST: test accuracy and loss per epoch (mean over seeds, band: range)")
+
+# %% [markdown]
+# ## Final numbers, mean ± std over seeds (the kept, best-validation epoch)
+
+# %%
+display(Markdown(report.results_table(summary, "mnist")))
+
+# %% [markdown]
+# ## LeNet-5 against LeCun et al. (1998)
+
+# %%
+display(Markdown(report.lecun_sentence(summary["mnist"]["lenet5"]) if "lenet5" in summary.get("mnist", {})
+                 else "LeNet-5 has not been run on MNIST."))
+
+# %% [markdown]
+# ## Did regularization help?
+
+# %%
+display(Markdown(report.regularization_sentence(summary) + f" (Here {report.TIE_RULE}.)"))
+
+# %% [markdown]
+# ## Targets
+
+# %%
+display(Markdown(report.markdown_table(report.targets_frame(summary))))
+
+# %% [markdown]
+# ## A longer budget
+
+# %%
+from mnist_lib.experiments import read_summary
+extended_path = summary_path.with_name("summary_extended.json")  # written by `report --extended`
+display(Markdown(report.extended_section(read_summary(extended_path) if extended_path.is_file() else None, summary)))
+
+# %% [markdown]
+# ## Fashion-MNIST: do the MNIST conclusions carry over?
+
+# %%
+if "fashion-mnist" in summary:
+    display(Markdown(report.results_table(summary, "fashion-mnist")))
+    fig = plots.full_result_figure(full_result_histories(summary, runs_dir, "fashion-mnist"),
+                                   images_dir / "fashion-mnist" / "full_result.png",
+                                   title="Fashion-MNIST: test accuracy and loss per epoch")
+display(Markdown(report.carry_over_sentence(summary)))
+
+# %%
+from mnist_lib.notebook import dataset_rows
+rows = dataset_rows(summary)
+if rows:
+    fig = plots.mean_std_figure(rows, images_dir / "datasets.png", group_key="dataset",
+                                title="MNIST and Fashion-MNIST: test accuracy, mean ± std over seeds")
+
+# %% [markdown]
+# ## Time
+
+# %%
+timing = report.timing_frame(summary)
+display(Markdown(report.markdown_table(timing.drop(columns="seconds"))))
+display(Markdown(report.time_sentence(summary, wall_seconds)))
