@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from mnist_lib.config import PRESETS, TrainConfig
 from mnist_lib.errors import MnistLibError

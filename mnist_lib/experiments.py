@@ -8,7 +8,6 @@ runs instead of training the same configuration twice.
 from __future__ import annotations
 
 import dataclasses
-import statistics
 from pathlib import Path
 from typing import Any, Iterable
 

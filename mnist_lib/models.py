@@ -129,6 +129,11 @@ def parameter_table(model: nn.Module) -> list[LayerParams]:
         total = weights + biases
         rows.append(LayerParams(name, type(module).__name__, weights, biases, total,
                                 f"{factors} + {biases:,} = {total:,}"))
+    if isinstance(model, LeNet5):
+        # The pooling is functional (F.max_pool2d) but the writeup lists it as layers: 0 parameters.
+        for i in (2, 1):
+            after = max(k for k, r in enumerate(rows) if r.layer in (f"conv{i}", f"bn{i}"))
+            rows.insert(after + 1, LayerParams(f"pool{i}", "MaxPool2d 2×2", 0, 0, 0, "no parameters"))
     return rows
 
 
@@ -140,5 +145,5 @@ def parameter_frame(model: nn.Module):
     frame = pd.DataFrame([r.__dict__ for r in rows])
     total = {"layer": "total", "kind": "", "weights": int(frame.weights.sum()),
              "biases": int(frame.biases.sum()), "total": int(frame.total.sum()),
-             "arithmetic": " + ".join(f"{r.total:,}" for r in rows) + f" = {sum(r.total for r in rows):,}"}
+             "arithmetic": " + ".join(f"{r.total:,}" for r in rows if r.total) + f" = {sum(r.total for r in rows):,}"}
     return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)

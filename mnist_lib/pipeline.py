@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import io
 import logging
 import os
-import re
-import shutil
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -21,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mnist_lib.errors import MnistLibError
+from mnist_lib.export import check_report_tools, export_report
 from mnist_lib.plan import BEST, QUICK_VAL, Step, estimate_seconds
 from mnist_lib.tables import seconds_text
 
@@ -29,14 +28,6 @@ NOTEBOOKS = REPO / "notebooks"
 KERNEL = "python3"
 
 # --------------------------------------------------------------------------- the pipeline
-
-def check_report_tools() -> None:
-    """The PDF needs xelatex and pandoc; say how to get them instead of failing later."""
-    missing = [tool for tool in ("xelatex", "pandoc") if shutil.which(tool) is None]
-    if missing:
-        raise MnistLibError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing (needed for "
-                            f"the PDF report): run `make system-deps` (scripts/system-deps.sh)")
-
 
 # Loggers of the machinery around a notebook run: a kernel dying on a failed cell makes them
 # print tracebacks (e.g. tornado's "Uncaught exception in ZMQStream callback" and zmq's "Socket
@@ -202,12 +193,18 @@ def run_plan(steps: Sequence["Step"], outputs: Outputs, device: str = "auto", da
 
     best: list[str | None] = [None]
     total = sum(s.runs for s in steps)
-    bar = tqdm(total=total, desc="study: runs done", unit="run", dynamic_ncols=True)
+    # stdout: stderr is kept for the one `error:` line a failure prints
+    bar = tqdm(total=total, desc="study: runs done", unit="run", dynamic_ncols=True, file=sys.stdout)
     stop = threading.Event()
+    started = time.time()
+
+    def runs_done() -> int:  # a run counts once its metrics.json is new, or reusable (model.pt beside it)
+        return sum(p.exists() and (p.stat().st_mtime >= started or p.with_name("model.pt").exists())
+                   for p in _expected_runs(steps, outputs, best[0]))
 
     def monitor() -> None:  # the runs write metrics.json last: count them
         while not stop.wait(2.0):
-            bar.n = sum(p.exists() for p in _expected_runs(steps, outputs, best[0]))
+            bar.n = runs_done()
             bar.refresh()
 
     threading.Thread(target=monitor, daemon=True).start()
@@ -230,17 +227,17 @@ def run_plan(steps: Sequence["Step"], outputs: Outputs, device: str = "auto", da
                             continue
                     notebook, params = step_parameters(s, variant, outputs, device, data_dir, retrain, quick)
                     out = outputs.executed / f"{s.name}.ipynb"
-                    tqdm.write(f"start {s.name}: {notebook}.ipynb -> {_rel(out)}")
+                    tqdm.write(f"start {s.name}: {notebook}.ipynb -> {_rel(out)}", file=sys.stdout)
                     running[pool.submit(_execute, notebook, str(out), params, threads)] = s
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     s = running.pop(future)
                     timings[s.name] = future.result()  # a failed step raises its one-line error here
                     done.add(s.name)
-                    tqdm.write(f"done  {s.name} in {seconds_text(timings[s.name])}")
+                    tqdm.write(f"done  {s.name} in {seconds_text(timings[s.name])}", file=sys.stdout)
     finally:
         stop.set()
-        bar.n = sum(p.exists() for p in _expected_runs(steps, outputs, best[0]))
+        bar.n = runs_done()
         bar.close()
     return timings
 
@@ -287,64 +284,6 @@ def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = 
     log(f"wrote {_rel(html)} and {_rel(pdf)}: the study took {seconds_text(wall)}, "
         f"{seconds_text(total)} with the report")
     return {"html": html, "pdf": pdf, "summary": summary_path, "seconds": total, "timings": timings, "outputs": outputs}
-
-
-# --------------------------------------------------------------------------- export
-
-def _report_notebook(path: Path):
-    """The executed report notebook, cleaned for export: no stderr streams (warnings, progress
-    bars) and no empty outputs."""
-    import nbformat
-
-    nb = nbformat.read(str(path), as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
-    nb.metadata["title"] = nb.metadata.get("title") or "MNIST-Classification"
-    return nb
-
-
-def export_report(executed: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
-    """report.html (self-contained: images embedded, code hidden) and report.pdf (xelatex)."""
-    from nbconvert import HTMLExporter, PDFExporter
-    from nbconvert.exporters.pdf import LatexFailed
-    from traitlets.config import Config
-
-    check_report_tools()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    nb = _report_notebook(Path(executed))
-    config = Config()
-    for exporter in ("HTMLExporter", "PDFExporter"):
-        config[exporter].exclude_input = True
-        config[exporter].exclude_input_prompt = True
-        config[exporter].exclude_output_prompt = True
-    config.HTMLExporter.embed_images = True
-    html, _ = HTMLExporter(config=config, template_name="lab").from_notebook_node(nb)
-    # Self-contained and offline: drop the template's CDN scripts (require.js for widgets, MathJax
-    # for $...$ math); the report uses neither (its symbols are plain Unicode).
-    html = re.sub(r'<script src="https?://[^"]*"[^>]*>\s*</script>', "", html)
-    html_path = out_dir / "report.html"
-    _write_atomic(html_path, html.encode("utf-8"))
-    pdf_nb = copy.deepcopy(nb)  # the PDF has its own title page: drop the HTML-only heading
-    pdf_nb.cells = [c for c in pdf_nb.cells if "html-only" not in c.metadata.get("tags", [])]
-    try:
-        pdf, _ = PDFExporter(config=config).from_notebook_node(pdf_nb)
-    except LatexFailed as exc:
-        lines = [line for line in str(exc.output).splitlines() if line.startswith("!")]
-        raise MnistLibError(f"xelatex failed on the report: {lines[0] if lines else 'see the LaTeX log'} "
-                            f"(the HTML report is in {html_path})") from None
-    except OSError as exc:
-        raise MnistLibError(f"the PDF export failed ({exc}): run `make system-deps` (scripts/system-deps.sh)") from None
-    pdf_path = out_dir / "report.pdf"
-    _write_atomic(pdf_path, pdf)
-    return html_path, pdf_path
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 # --------------------------------------------------------------------------- the CLI subcommand

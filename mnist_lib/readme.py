@@ -18,25 +18,24 @@ REPO = Path(__file__).resolve().parents[1]
 README_BLOCKS = ("results", "bench")
 
 
-def readme_results(summary: Mapping[str, Any], extended: Mapping[str, Any] | None = None) -> str:
-    """The README's results: the same tables as the report, from report/summary.json."""
-    from mnist_lib.experiments import ABLATION
+def readme_results(summary: Mapping[str, Any]) -> str:
+    """The README's results: the headline table, the ablation's verdicts and a link to the report."""
+    from mnist_lib.tables import comparisons_frame, results_frame, seconds_text, targets_frame
 
-    parts = ["Final test accuracy of the kept (best-validation) model, mean ± std over seeds "
-             "(from `report/summary.json`):", "", results_table(summary, "mnist", [k for k in MODEL_NOTEBOOKS]),
-             "", "Targets (mean over seeds):", "", markdown_table(targets_frame(summary)), ""]
-    if extended:
-        parts += ["A longer budget (`report --extended`):", "", extended_section(extended, summary), ""]
-    variants = ablation_variants(summary)
-    if variants:
-        parts += ["Regularization ablation for LeNet-5:", "",
-                  markdown_table(ablation_frame(summary, variants, recipes_run(summary))), "",
-                  ablation_sentences(summary, variants, recipes_run(summary)), ""]
-    if "fashion-mnist" in summary:
-        keys = [k for k in MODEL_NOTEBOOKS + ["best_variant"] if k in summary["fashion-mnist"]]
-        parts += ["Fashion-MNIST:", "", results_table(summary, "fashion-mnist", keys), "",
-                  carry_over_sentence(summary), ""]
-    parts.append(time_sentence(summary))
+    keys = MODEL_NOTEBOOKS + ["lenet5_batchnorm", "best_variant"]
+    machine = summary.get("machine", {})
+    wall = summary.get("wall_seconds")
+    parts = ["MNIST, tuned recipe; test accuracy of the kept (best-validation) model, mean ± std over seeds "
+             "(`report/summary.json`):", "",
+             markdown_table(results_frame(summary, "mnist", keys).drop(columns=["recipe"], errors="ignore")), "",
+             markdown_table(targets_frame(summary)), "",
+             "Does regularization help? Each row against its baseline: the difference in test accuracy "
+             "(points) with its 95% confidence interval, Welch's p-value and the verdict at the 5% level:", "",
+             markdown_table(comparisons_frame(summary)), ""]
+    if wall:
+        parts.append(f"The study took {seconds_text(wall)} on {machine.get('device_name', 'this machine')} "
+                     f"({machine.get('cores', '?')} cores). The full write-up: [report/report.pdf](report/report.pdf) "
+                     f"([HTML](report/report.html)).")
     return "\n".join(parts)
 
 
@@ -71,8 +70,7 @@ def update_readme(readme: str | Path, summary_path: str | Path | None, bench_pat
     text = readme.read_text()
     made = {}
     if summary_path and Path(summary_path).is_file():
-        extended = Path(summary_path).with_name("summary_extended.json")
-        made["results"] = readme_results(read_json(summary_path), read_json(extended) if extended.is_file() else None)
+        made["results"] = readme_results(read_json(summary_path))
     if bench_path and Path(bench_path).is_file():
         made["bench"] = readme_bench(read_json(bench_path))
     for name, body in made.items():

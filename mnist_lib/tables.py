@@ -5,23 +5,22 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from mnist_lib.errors import MnistLibError
+from mnist_lib import stats
 
 MODEL_NOTEBOOKS = ["lenet5", "custom_mlp", "lenet5_regularized"]
 
-# The targets of the project's issue: mean test accuracy over seeds, MNIST, at most 62k parameters.
+# The study's targets: mean test accuracy over seeds (epoch chosen on validation), at most 62k parameters.
 TARGETS = [
-    ("lenet5", "LeNet-5", 99.40),
-    ("lenet5_regularized", "LeNet5_Regularized", 99.45),
-    ("custom_mlp", "CustomMLP", 98.50),
-    ("best_variant", "best variant (at most 62k parameters)", 99.55),
+    ("mnist", "lenet5", "LeNet-5", 99.50),
+    ("mnist", "lenet5_regularized", "LeNet5_Regularized", 99.50),
+    ("mnist", "custom_mlp", "CustomMLP", 99.00),
+    ("mnist", "best_variant", "best variant", 99.60),
+    ("fashion-mnist", "best_variant", "Fashion-MNIST best variant", 91.0),
 ]
 PARAM_LIMIT = 62_000
-FAILED_RUN = 50.0  # test accuracy (%) below which a run did not learn (chance is 10%)
 
 
 # --------------------------------------------------------------------------- formatting
@@ -53,6 +52,8 @@ def markdown_table(frame, wrap: int = 28) -> str:
     widths pandoc gives a wide table in the PDF (a table wider than 72 characters fills the
     text width and wraps its cells), so each column gets room for its longest unbreakable word
     plus padding, and long text columns wrap at about ``wrap`` characters."""
+    if frame.empty:
+        return "*(no rows)*"
     header = [str(c) for c in frame.columns]
     rows = [["-" if v is None else str(v) for v in row] for row in frame.itertuples(index=False)]
 
@@ -88,42 +89,11 @@ def display_name(entry: Mapping[str, Any]) -> str:
     return DISPLAY_NAMES.get(variant) or entry.get("label") or variant
 
 
-# --------------------------------------------------------------------------- comparisons
-
-@dataclass
-class Comparison:
-    a: str
-    b: str
-    diff: float  # mean of a minus mean of b, in points
-    spread: float  # std of a + std of b
-    seeds: int  # the smaller seed count
-
-    @property
-    def tie(self) -> bool:
-        return self.seeds >= 2 and abs(self.diff) <= self.spread
-
-    def sentence(self, unit: str = "points") -> str:
-        if self.seeds < 2:
-            side = "above" if self.diff > 0 else "below" if self.diff < 0 else "level with"
-            return f"{self.a} is {abs(self.diff):.2f} {unit} {side} {self.b} (one seed: no spread to test against)"
-        if self.tie:
-            return (f"{self.a} and {self.b} tie: {self.diff:+.2f} {unit}, within the seed spread "
-                    f"({self.spread:.2f})")
-        verb = "beats" if self.diff > 0 else "trails"
-        return f"{self.a} {verb} {self.b} by {abs(self.diff):.2f} {unit}, more than the seed spread ({self.spread:.2f})"
-
-
-def compare(a: Mapping[str, Any], b: Mapping[str, Any], name_a: str | None = None,
-            name_b: str | None = None) -> Comparison:
-    """Compare two summary entries' mean test accuracy against their seed spread."""
-    return Comparison(name_a or a["label"], name_b or b["label"], a["mean"] - b["mean"],
-                      (a["std"] or 0.0) + (b["std"] or 0.0), min(len(a["test_acc"]), len(b["test_acc"])))
-
-
 # --------------------------------------------------------------------------- tables
 
 def results_frame(summary: Mapping[str, Any], dataset: str = "mnist", keys: Iterable[str] | None = None):
-    """Every model's final numbers, mean ± std over seeds (the kept, best-validation epoch)."""
+    """Every row's final numbers, mean ± std over the runs that learned (the kept,
+    best-validation epoch); failed runs are counted in their own column."""
     import pandas as pd
 
     entries = summary.get(dataset, {})
@@ -131,19 +101,21 @@ def results_frame(summary: Mapping[str, Any], dataset: str = "mnist", keys: Iter
     rows = []
     for key in keys:
         e = entries[key]
-        n = len(e["test_acc"])
-        err = [100 - a for a in e["test_acc"]]
-        val = [v for v in e["val_acc"] if v is not None]
+        n = len(e["learned_acc"])
+        ok = [not f for f in stats.failed(e["test_acc"])]
+        val = [v for v, good in zip(e["val_acc"], ok) if good and v is not None]
+        loss = [v for v, good in zip(e["test_loss"], ok) if good]
         rows.append({
-            "model": f"best variant: {row_name(e)}" if key == "best_variant" else row_name(e),
+            "model": f"best: {row_name(e)}" if key == "best_variant" else row_name(e),
             "recipe": e["recipe"],
             "params": f"{e['params']:,}",
-            "seeds": str(n),
             "epochs": str(e["epochs"]),
-            "val acc (%)": fmt_pm(statistics.fmean(val), _std(val), n) if val else "-",
-            "test acc (%)": entry_pm(e),
-            "test error (%)": fmt_pm(statistics.fmean(err), _std(err), n),
-            "test loss": fmt_pm(statistics.fmean(e["test_loss"]), _std(e["test_loss"]), n, 3),
+            "runs": str(len(e["test_acc"])),
+            "failed": str(e["failed"]),
+            "val acc (%)": fmt_pm(*stats.mean_std(val), n) if val else "-",
+            "test acc (%)": fmt_row(e),
+            "gap": "-" if e["gap_mean"] is None else f"{e['gap_mean']:+.2f}",
+            "test loss": fmt_pm(*stats.mean_std(loss), n, 3) if loss else "-",
         })
     return pd.DataFrame(rows)
 
@@ -154,11 +126,9 @@ def results_table(summary: Mapping[str, Any], dataset: str = "mnist", keys: Iter
     frame = results_frame(summary, dataset, keys)
     if frame.empty:
         return f"*No runs on {dataset}.*"
-    same = [c for c in ("recipe", "seeds", "epochs") if frame[c].nunique() == 1]
+    same = [c for c in ("recipe", "runs", "epochs", "failed") if frame[c].nunique() == 1]
     note = ", ".join(f"{c} {frame[c].iloc[0]}" for c in same)
-    table = markdown_table(frame.drop(columns=same))
-    return (f"All rows: {note}; accuracy, error and loss of the kept (best-validation) epoch, "
-            f"mean ± std over seeds.\n\n" if note else "") + table
+    return (f"All rows: {note}.\n\n" if note else "") + markdown_table(frame.drop(columns=same))
 
 
 def ordered_keys(entries: Mapping[str, Any]) -> list[str]:
@@ -191,22 +161,74 @@ def _std(values: Sequence[float]) -> float | None:
     return statistics.stdev(values) if len(values) > 1 else None
 
 
-def targets_frame(summary: Mapping[str, Any], dataset: str = "mnist"):
-    """The project's targets: measured mean ± std against each, met or not met."""
+def targets_frame(summary: Mapping[str, Any]):
+    """The study's targets: the measured mean ± std against each, met or missed."""
     import pandas as pd
 
-    entries = summary.get(dataset, {})
     rows = []
-    for key, name, target in TARGETS:
-        e = entries.get(key)
-        if e is None:
-            rows.append({"target": name, "min. test acc (%)": f"{target:.2f}", "measured (%)": "not run",
-                         "params": "-", "result": "not run"})
+    for dataset, key, name, target in TARGETS:
+        e = summary.get(dataset, {}).get(key)
+        label = f"{name} ({row_name(e)})" if e and key == "best_variant" else name
+        met = e is not None and e["mean"] is not None and e["mean"] >= target and e["params"] <= PARAM_LIMIT
+        rows.append({"target": label, "at least (%)": f"{target:.2f}", "measured (%)": fmt_row(e) if e else "not run",
+                     "result": "met" if met else "missed" if e else "not run"})
+    return pd.DataFrame(rows)
+
+
+def convergence_frame(summary: Mapping[str, Any]):
+    """The "2x epochs" evidence: each model at its epochs and at twice as many."""
+    import pandas as pd
+
+    rows = []
+    for c in summary.get("convergence", []):
+        short = summary[c["dataset"]][c["variant"]]
+        long = summary["2x"][c["dataset"]][c["variant"]]
+        rows.append({"dataset": c["dataset"], "model": c["label"], "epochs": str(c["epochs"]),
+                     "test acc (%)": fmt_row(short), "2x epochs": str(c["epochs_2x"]), "2x test acc (%)": fmt_row(long),
+                     "gain": f"{c['gain']:+.2f}", "converged": "yes" if c["converged"] else "no"})
+    return pd.DataFrame(rows)
+
+
+def stability_frame(summary: Mapping[str, Any], dataset: str = "mnist"):
+    """The stability sweep: runs, failed runs, and the spread of the rest."""
+    import pandas as pd
+
+    rows = []
+    for e in summary.get("stability", {}).get(dataset, {}).values():
+        if "chosen_by" in e:
             continue
-        met = e["mean"] >= target and e["params"] <= PARAM_LIMIT
-        label = f"{name}: {e['label']}" if key == "best_variant" else name
-        rows.append({"target": label, "min. test acc (%)": f"{target:.2f}", "measured (%)": entry_pm(e),
-                     "params": f"{e['params']:,}", "result": "met" if met else "not met"})
+        rows.append({"variant": e["label"], "runs": str(len(e["test_acc"])), "failed": str(e["failed"]),
+                     "test acc (%)": fmt_row(e), "lowest (%)": f"{min(e['test_acc']):.2f}"})
+    return pd.DataFrame(rows)
+
+
+def recipes_frame(summary: Mapping[str, Any] | None = None):
+    """The two recipes side by side, from config.PRESETS."""
+    import pandas as pd
+
+    from mnist_lib.config import TrainConfig
+
+    rows = []
+    for name in ("course", "tuned"):
+        c = TrainConfig.from_preset(name)
+        schedule = {"none": f"constant {c.lr:g}", "onecycle": f"one-cycle, peak {c.lr:g}",
+                    "cosine": f"cosine from {c.lr:g}"}[c.schedule]
+        rows.append({"recipe": name, "optimizer": f"SGD, momentum {c.momentum:g}" + (", Nesterov" if c.nesterov else ""),
+                     "lr": schedule, "batch": str(c.batch_size), "weight decay": f"{c.weight_decay:g}",
+                     "grad clip": "-" if c.grad_clip is None else f"norm {c.grad_clip:g}",
+                     "augmentation": f"±{c.augment_degrees:g}°, ±{c.augment_shift:g} px" if c.augment else "none"})
+    return pd.DataFrame(rows)
+
+
+def plan_frame(summary: Mapping[str, Any]):
+    """The executed plan: each step's budget, estimated and measured wall time."""
+    import pandas as pd
+
+    rows = [{"step": s["name"], "dataset": s["dataset"], "recipe": s["recipe"], "variants": str(len(s["variants"])),
+             "epochs": str(s["epochs"]), "seeds": str(len(s["seeds"])), "images": f"{(s['limit'] or 55_000):,}",
+             "estimate": seconds_text(s["estimate_seconds"]),
+             "measured": "-" if s.get("seconds") is None else seconds_text(s["seconds"])}
+            for s in summary.get("plan", [])]
     return pd.DataFrame(rows)
 
 
@@ -262,29 +284,12 @@ def comparisons_frame(summary: Mapping[str, Any], recipe: str | None = None, dat
     """The study's saved comparisons (summary["comparisons"]) as a table."""
     import pandas as pd
 
-    rows = [{"recipe": c["recipe"], "row": c["label"], "baseline": c["baseline_label"],
+    rows = [{"dataset": c["dataset"], "recipe": c["recipe"], "row": c["label"], "baseline": c["baseline_label"],
              "difference [95% CI]": fmt_diff(c), "p": fmt_p(c["p"]), "verdict": c["verdict"],
              "gap (row / baseline)": "-" if c["gap"] is None or c["baseline_gap"] is None
              else f"{c['gap']:+.2f} / {c['baseline_gap']:+.2f}"}
             for c in summary.get("comparisons", [])
             if (recipe is None or c["recipe"] == recipe) and (dataset is None or c["dataset"] == dataset)]
-    return pd.DataFrame(rows)
-
-
-def timing_frame(summary: Mapping[str, Any]):
-    """Time per model (training + evaluation, from the runs' per-epoch seconds)."""
-    import pandas as pd
-
-    rows = []
-    for dataset in sorted(summary, key=lambda d: (d != "mnist", d)):
-        entries = summary[dataset]
-        for key in ordered_keys(entries):
-            e = entries[key]
-            n = len(e["test_acc"])
-            rows.append({"dataset": dataset, "model": row_name(e),
-                         "recipe": e["recipe"], "seeds": str(n), "epochs": str(e["epochs"]),
-                         "total": seconds_text(e["seconds"]), "per seed": seconds_text(e["seconds"] / n),
-                         "per epoch": seconds_text(e["seconds"] / n / e["epochs"]), "seconds": e["seconds"]})
     return pd.DataFrame(rows)
 
 

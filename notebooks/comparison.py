@@ -18,8 +18,9 @@
 # %% [markdown]
 # # Comparison of all models
 #
-# Reads the saved metrics only (no training): writes `report/summary.json`, draws the writeup's
-# `full_result` figure and tabulates every model over seeds, the targets, Fashion-MNIST and time.
+# Reads the saved metrics only (no training): draws the writeup's `full_result` figure and tabulates
+# every row of the study, the targets, the convergence check, the stability sweep, every comparison and
+# the plan's time. `make report` writes `report/summary.json` first; run alone, this notebook writes it.
 #
 # **Parameters** (the cell tagged `parameters`; papermill: `-p NAME VALUE`): `runs_dir`, `images_dir` and
 # `summary_path` (relative to the working directory), `wall_seconds` (the pipeline's measured wall time,
@@ -58,77 +59,51 @@ elif importlib.util.find_spec("mnist_lib") is None:
 
 # %%
 from IPython.display import Markdown, display
-from mnist_lib import plots, report
-from mnist_lib.experiments import write_summary
-from mnist_lib.notebook import check_report_parameters, full_result_histories
+from mnist_lib import plots, tables
+from mnist_lib.experiments import read_summary, write_summary
+from mnist_lib.notebook import check_report_parameters, dataset_rows, full_result_histories
 
 runs_dir, images_dir, summary_path, wall_seconds = check_report_parameters(runs_dir, images_dir, summary_path, wall_seconds)
-summary = write_summary(runs_dir, summary_path)
-display(Markdown(f"Summary of {sum(len(v) - ('best_variant' in v) for v in summary.values())} model × recipe "
-                 f"entries on {', '.join(summary)} written to `{summary_path}`."))
+# The pipeline writes the summary (with the study's wall time and machine); run alone, write it here.
+summary = read_summary(summary_path) if summary_path.is_file() else write_summary(runs_dir, summary_path)
 
 # %% [markdown]
-# ## Test accuracy and loss of every model (MNIST)
+# ## MNIST: every row, mean ± std over the runs that learned
 
 # %%
 fig = plots.full_result_figure(full_result_histories(summary, runs_dir, "mnist"), images_dir / "full_result.png",
                                title="MNIST: test accuracy and loss per epoch (mean over seeds, band: range)")
+display(Markdown(tables.results_table(summary, "mnist")))
 
 # %% [markdown]
-# ## Final numbers, mean ± std over seeds (the kept, best-validation epoch)
+# ## Targets, convergence (twice the epochs) and the stability sweep
 
 # %%
-display(Markdown(report.results_table(summary, "mnist")))
+for frame in (tables.targets_frame(summary), tables.convergence_frame(summary), tables.stability_frame(summary)):
+    display(Markdown(tables.markdown_table(frame)))
 
 # %% [markdown]
-# ## LeNet-5 against LeCun et al. (1998)
+# ## Every comparison: Welch's t-test, 95% confidence interval, verdict at the 5% level
 
 # %%
-display(Markdown(report.lecun_sentence(summary["mnist"]["lenet5"]) if "lenet5" in summary.get("mnist", {})
-                 else "LeNet-5 has not been run on MNIST."))
+display(Markdown(tables.markdown_table(tables.comparisons_frame(summary))))
 
 # %% [markdown]
-# ## Did regularization help?
-
-# %%
-display(Markdown(report.regularization_sentence(summary) + f" (Here {report.TIE_RULE}.)"))
-
-# %% [markdown]
-# ## Targets
-
-# %%
-display(Markdown(report.markdown_table(report.targets_frame(summary))))
-
-# %% [markdown]
-# ## A longer budget
-
-# %%
-from mnist_lib.experiments import read_summary
-extended_path = summary_path.with_name("summary_extended.json")  # written by `report --extended`
-display(Markdown(report.extended_section(read_summary(extended_path) if extended_path.is_file() else None, summary)))
-
-# %% [markdown]
-# ## Fashion-MNIST: do the MNIST conclusions carry over?
+# ## Fashion-MNIST
 
 # %%
 if "fashion-mnist" in summary:
-    display(Markdown(report.results_table(summary, "fashion-mnist")))
+    display(Markdown(tables.results_table(summary, "fashion-mnist")))
     fig = plots.full_result_figure(full_result_histories(summary, runs_dir, "fashion-mnist"),
                                    images_dir / "fashion-mnist" / "full_result.png",
                                    title="Fashion-MNIST: test accuracy and loss per epoch")
-display(Markdown(report.carry_over_sentence(summary)))
-
-# %%
-from mnist_lib.notebook import dataset_rows
 rows = dataset_rows(summary)
 if rows:
     fig = plots.mean_std_figure(rows, images_dir / "datasets.png", group_key="dataset",
                                 title="MNIST and Fashion-MNIST: test accuracy, mean ± std over seeds")
 
 # %% [markdown]
-# ## Time
+# ## The plan as executed: estimated and measured time per step
 
 # %%
-timing = report.timing_frame(summary)
-display(Markdown(report.markdown_table(timing.drop(columns="seconds"))))
-display(Markdown(report.time_sentence(summary, wall_seconds)))
+display(Markdown(tables.markdown_table(tables.plan_frame(summary))))

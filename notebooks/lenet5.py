@@ -83,7 +83,7 @@ elif importlib.util.find_spec("mnist_lib") is None:
 # Every parameter goes through the same TrainConfig as the CLI: a bad one stops here with its message.
 from IPython.display import Markdown, display
 from mnist_lib import plots
-from mnist_lib.models import build_model, parameter_frame
+from mnist_lib.models import build_model
 from mnist_lib.notebook import check_parameters, describe_run
 
 run = check_parameters(model, recipe, seeds, dataset, runs_dir, images_dir, retrain, architecture="lenet5",

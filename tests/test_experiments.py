@@ -189,3 +189,52 @@ def test_same_training_takes_a_missing_field_as_its_default():
     assert not experiments._same_training(saved, config.replace(label_smoothing=0.1))
     saved["device"] = "cuda"  # how it ran does not matter
     assert experiments._same_training(saved, config)
+
+
+# --------------------------------------------------------------------------- the study's summary
+
+def _fake_run(root, dataset, recipe, variant, seed, test_acc, epochs=10, group=""):
+    from mnist_lib.experiments import run_dir
+    from mnist_lib.files import write_json
+
+    out = run_dir(root / group if group else root, dataset, recipe, variant, seed)
+    out.mkdir(parents=True)
+    final = {"test_acc": test_acc, "val_acc": test_acc - 0.1, "test_loss": 0.05, "train_acc": 99.0,
+             "train_eval_acc": test_acc + 0.3}
+    write_json(out / "metrics.json", {
+        "config": {"seed": seed, "epochs": epochs}, "params": 61_706, "selected_epoch": epochs,
+        "history": [{"seconds": 1.0, "train_seconds": 0.8}] * epochs, "final": final,
+        "sizes": {"train": 55_000, "val": 5_000, "test": 10_000}})
+
+
+def test_study_summary_counts_failed_runs_keeps_them_out_of_the_mean_and_has_its_schema(tmp_path):
+    from mnist_lib.experiments import write_summary
+
+    good = [99.3, 99.4, 99.35, 99.45, 99.4]
+    for seed, acc in enumerate(good):
+        _fake_run(tmp_path, "mnist", "tuned", "lenet5", seed, acc)
+        _fake_run(tmp_path, "mnist", "tuned", "ablation_none", seed, [11.35, 99.0, 99.1, 98.95, 99.05][seed])
+        _fake_run(tmp_path, "mnist", "tuned", "lenet5_regularized", seed, acc - 0.3)
+    for seed in range(3):
+        _fake_run(tmp_path, "mnist", "tuned", "lenet5", seed, good[seed] + 0.02, epochs=20, group="2x")
+    for seed in range(20):
+        _fake_run(tmp_path, "mnist", "tuned", "ablation_none", seed, 97.0 + seed / 100, epochs=3, group="stability")
+    summary = write_summary(tmp_path, tmp_path / "summary.json", wall_seconds=12.5, machine={"device": "cpu"})
+
+    none = summary["mnist"]["ablation_none"]
+    assert none["failed"] == 1 and none["failed_seeds"] == [0] and none["test_acc"][0] == 11.35
+    assert none["mean"] == pytest.approx(statistics.fmean([99.0, 99.1, 98.95, 99.05]))
+    lenet = summary["mnist"]["lenet5"]
+    assert lenet["failed"] == 0 and lenet["epochs"] == 10 and lenet["train_size"] == 55_000
+    assert lenet["gap_mean"] == pytest.approx(0.3)
+    assert summary["mnist"]["best_variant"]["variant"] == "lenet5"  # by validation accuracy
+    pairs = {(c["row"], c["baseline"]): c for c in summary["comparisons"]}
+    c = pairs[("lenet5", "ablation_none")]
+    assert set(c) >= {"diff", "ci95", "p", "verdict"} and c["verdict"] == "helps" and c["n"] == [5, 4]
+    assert pairs[("lenet5_regularized", "lenet5")]["verdict"] == "hurts"
+    assert summary["stability"]["mnist"]["ablation_none"]["failed"] == 0
+    assert len(summary["stability"]["mnist"]["ablation_none"]["test_acc"]) == 20
+    (conv,) = summary["convergence"]
+    assert conv["variant"] == "lenet5" and conv["epochs_2x"] == 20 and conv["converged"] is True
+    assert summary["wall_seconds"] == 12.5 and summary["machine"]["device"] == "cpu"
+    assert json.loads((tmp_path / "summary.json").read_text())["comparisons"] == summary["comparisons"]

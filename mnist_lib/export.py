@@ -1,0 +1,105 @@
+"""The report's export: the executed report notebook to one self-contained HTML file and a PDF
+(nbconvert; xelatex through pandoc), with every figure's caption as its alt text."""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import time
+from pathlib import Path
+
+from mnist_lib.errors import MnistLibError
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"  # the PDF's LaTeX template
+
+
+def check_report_tools() -> None:
+    """The PDF needs xelatex and pandoc; say how to get them instead of failing later."""
+    missing = [tool for tool in ("xelatex", "pandoc") if shutil.which(tool) is None]
+    if missing:
+        raise MnistLibError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing (needed for "
+                            f"the PDF report): run `make system-deps` (scripts/system-deps.sh)")
+
+
+def _report_notebook(path: Path):
+    """The executed report notebook, cleaned for export: no stderr streams (warnings, progress
+    bars) and no empty outputs."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+    nb.metadata["title"] = nb.metadata.get("title") or "MNIST-Classification"
+    # The PDF's title page: the course and assignment as the subtitle line, and the date.
+    nb.metadata["authors"] = [{"name": "Artificial Neural Networks and Deep Learning, assignment 2: "
+                                       "the course writeup reproduced and extended"}]
+    nb.metadata["date"] = time.strftime("%d %B %Y")
+    return nb
+
+
+def _alt_texts(nb) -> list[str | None]:
+    """The alt text of each image output in order (paper.Numbering puts the caption there)."""
+    return [(o.get("metadata", {}).get("image/png") or {}).get("alt")
+            for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
+            if "image/png" in o.get("data", {})]
+
+
+def _set_alt_texts(html: str, alts: list[str | None]) -> str:
+    """nbconvert's lab template writes no alt text for output images; give each its caption."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, features="html.parser")
+    images = [img for img in soup.select(".jp-OutputArea-output img") if img.get("src", "").startswith("data:image/png")]
+    for img, alt in zip(images, alts):
+        if alt:
+            img["alt"] = alt
+    return str(soup)
+
+
+def export_report(executed: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
+    """report.html (self-contained: images embedded, code hidden) and report.pdf (xelatex)."""
+    from nbconvert import HTMLExporter, PDFExporter
+    from nbconvert.exporters.pdf import LatexFailed
+    from traitlets.config import Config
+
+    check_report_tools()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nb = _report_notebook(Path(executed))
+    config = Config()
+    for exporter in ("HTMLExporter", "PDFExporter"):
+        config[exporter].exclude_input = True
+        config[exporter].exclude_input_prompt = True
+        config[exporter].exclude_output_prompt = True
+    config.HTMLExporter.embed_images = True
+    html, _ = HTMLExporter(config=config, template_name="lab").from_notebook_node(nb)
+    # Self-contained and offline: drop the template's CDN scripts (require.js for widgets, MathJax
+    # for $...$ math); the report uses neither (its symbols are plain Unicode).
+    html = re.sub(r'<script src="https?://[^"]*"[^>]*>\s*</script>', "", html)
+    html = _set_alt_texts(html, _alt_texts(nb))
+    html_path = out_dir / "report.html"
+    _write_atomic(html_path, html.encode("utf-8"))
+    pdf_nb = copy.deepcopy(nb)  # the PDF has its own title page: drop the HTML-only heading
+    pdf_nb.cells = [c for c in pdf_nb.cells if "html-only" not in c.metadata.get("tags", [])]
+    try:
+        exporter = PDFExporter(config=config, template_file=str(TEMPLATES / "mnist_report.tex.j2"))
+        pdf, _ = exporter.from_notebook_node(pdf_nb)
+    except LatexFailed as exc:
+        lines = [line for line in str(exc.output).splitlines() if line.startswith("!")]
+        raise MnistLibError(f"xelatex failed on the report: {lines[0] if lines else 'see the LaTeX log'} "
+                            f"(the HTML report is in {html_path})") from None
+    except OSError as exc:
+        raise MnistLibError(f"the PDF export failed ({exc}): run `make system-deps` (scripts/system-deps.sh)") from None
+    pdf_path = out_dir / "report.pdf"
+    _write_atomic(pdf_path, pdf)
+    return html_path, pdf_path
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+

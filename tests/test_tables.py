@@ -1,0 +1,56 @@
+"""Numbers into table cells, on a summary built from hand-made run folders: no training."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from mnist_lib import tables
+from mnist_lib.experiments import study_summary
+from test_experiments import _fake_run
+
+
+@pytest.fixture
+def summary(tmp_path):
+    for seed, acc in enumerate([99.50, 99.56, 99.53, 99.55, 99.51]):
+        _fake_run(tmp_path, "mnist", "tuned", "lenet5", seed, acc)
+        _fake_run(tmp_path, "mnist", "tuned", "custom_mlp", seed, acc - 0.6)
+        _fake_run(tmp_path, "mnist", "tuned", "ablation_none", seed, [11.35, 99.0, 99.1, 98.95, 99.05][seed])
+        _fake_run(tmp_path, "mnist", "course", "ablation_none", seed, acc - 0.5)
+        _fake_run(tmp_path, "mnist", "course", "ablation_batchnorm", seed, acc - 0.2)
+    return study_summary(tmp_path)
+
+
+def test_results_frame_reports_failed_runs_beside_the_mean(summary):
+    frame = tables.results_frame(summary, "mnist", ["lenet5", "ablation_none"])
+    assert list(frame["model"]) == ["LeNet-5", "ablation: none"]
+    assert frame["test acc (%)"][0] == "99.53 ± 0.03"
+    assert frame["failed"][1] == "1" and frame["test acc (%)"][1] == "99.03 ± 0.06 (1 failed)"
+
+
+def test_targets_are_met_or_missed_by_the_mean(summary):
+    frame = tables.targets_frame(summary)
+    result = dict(zip(frame["target"], frame["result"]))
+    assert result["LeNet-5"] == "met" and result["CustomMLP"] == "missed"
+    assert result["LeNet5_Regularized"] == "not run"
+
+
+def test_ablation_frame_gives_the_difference_interval_and_verdict(summary):
+    frame = tables.ablation_frame(summary, ["ablation_none", "ablation_batchnorm"], "course")
+    assert list(frame["vs none [95% CI]"])[0] == "baseline"
+    diff = frame["vs none [95% CI]"][1]
+    assert diff.startswith("+0.30 [+0.") and frame["verdict"][1] == "helps" and frame["p"][1] == "< 0.001"
+
+
+def test_markdown_table_widths_and_escapes():
+    text = tables.markdown_table(pd.DataFrame([{"model": "LeNet5_Regularized", "acc": "99.12 ± 0.05", "note": "a|b"}]))
+    header, rule, row = text.splitlines()
+    assert rule.count("-") >= len("LeNet5_Regularized") and rule.split("|")[2].endswith(":")  # numbers right-aligned
+    assert "a\\|b" in row
+    assert tables.markdown_table(pd.DataFrame()) == "*(no rows)*"
+
+
+def test_recipes_frame_reads_the_presets():
+    frame = tables.recipes_frame()
+    tuned = frame[frame.recipe == "tuned"].iloc[0]
+    assert tuned["lr"] == "one-cycle, peak 0.1" and tuned["grad clip"] == "norm 1" and tuned["batch"] == "128"
