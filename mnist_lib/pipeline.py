@@ -256,10 +256,12 @@ def machine(device: str) -> dict[str, Any]:
 
 
 def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = "auto", data_dir: str | None = None,
-             fashion: bool = True, retrain: bool = False, workers: int = 2, log=print) -> dict[str, Any]:
+             fashion: bool = True, retrain: bool = False, workers: int = 2, report_only: bool = False,
+             log=print) -> dict[str, Any]:
     """Run the plan (STUDY, or QUICK), write report/summary.json, run the comparison and report
-    notebooks, export the report. Returns the paths and timings."""
-    from mnist_lib.experiments import write_summary
+    notebooks, export the report. Returns the paths and timings. ``report_only``: train nothing;
+    summarize the runs there are (the study's wall time and step times kept from the last summary)."""
+    from mnist_lib.experiments import read_summary, write_summary
     from mnist_lib.plan import QUICK, STUDY, describe
 
     check_report_tools()
@@ -268,10 +270,15 @@ def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = 
     steps = [s for s in (QUICK if quick else STUDY) if fashion or s.dataset == "mnist"]
     log(describe(steps, workers), flush=True)
     start = time.perf_counter()
-    timings = run_plan(steps, outputs, device, data_dir, retrain, quick, workers, log)
-    wall = time.perf_counter() - start
     summary_path = outputs.report / "summary.json"
-    write_summary(outputs.runs, summary_path, wall_seconds=round(wall, 1), workers=workers, machine=machine(device),
+    if report_only:
+        last = read_summary(summary_path) if summary_path.is_file() else {}
+        wall, timings = last.get("wall_seconds"), {s["name"]: s["seconds"] for s in last.get("plan", [])}
+        machine_info = last.get("machine") or machine(device)
+    else:
+        timings = run_plan(steps, outputs, device, data_dir, retrain, quick, workers, log)
+        wall, machine_info = round(time.perf_counter() - start, 1), machine(device)
+    write_summary(outputs.runs, summary_path, wall_seconds=wall, workers=workers, machine=machine_info,
                   plan=[dict(asdict(s), estimate_seconds=round(estimate_seconds(s), 1), seconds=timings.get(s.name))
                         for s in steps])
     params = dict(runs_dir=_rel(outputs.runs), images_dir=_rel(outputs.images), summary_path=_rel(summary_path))
@@ -281,7 +288,7 @@ def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = 
         timings[name] = run_notebook(name, out, params)
     html, pdf = export_report(outputs.executed / "report.ipynb", outputs.report)
     total = time.perf_counter() - start
-    log(f"wrote {_rel(html)} and {_rel(pdf)}: the study took {seconds_text(wall)}, "
+    log(f"wrote {_rel(html)} and {_rel(pdf)}: the study took {seconds_text(wall) if wall else 'n/a'}, "
         f"{seconds_text(total)} with the report")
     return {"html": html, "pdf": pdf, "summary": summary_path, "seconds": total, "timings": timings, "outputs": outputs}
 
@@ -305,6 +312,8 @@ def add_command(subparsers) -> None:
     p.add_argument("--executed-dir", help="executed notebooks (default: notebooks/executed/, or <runs-dir>/executed)")
     p.add_argument("--report-dir", help="report.html, report.pdf, summary.json (default: report/, or <runs-dir>/report)")
     p.add_argument("--no-fashion", action="store_true", help="skip the Fashion-MNIST steps")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: summarize the finished runs, run the comparison and report notebooks, export")
     p.add_argument("--retrain", action="store_true", help="train again even where a finished run of the same config exists")
     p.set_defaults(func=cmd_report)
 
@@ -331,5 +340,5 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.report_dir:
         outputs.report = Path(args.report_dir)
     pipeline(quick=args.quick, outputs=outputs, device=args.device, data_dir=args.data_dir,
-             fashion=not args.no_fashion, retrain=args.retrain, workers=workers)
+             fashion=not args.no_fashion, retrain=args.retrain, workers=workers, report_only=args.report_only)
     return 0
