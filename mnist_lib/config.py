@@ -19,6 +19,7 @@ DATA_FORMATS = ("idx", "tar", "folder")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("none", "onecycle", "cosine")
 AUGMENT_MODES = ("affine", "shift")
+MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -55,6 +56,7 @@ class TrainConfig:
     device: str = "auto"  # auto: cuda, then mps, then cpu
     threads: int | None = None  # torch intra-op threads on CPU; None: torch's choice
     eval_batch_size: int = 2000
+    memory_format: str = "auto"  # auto: channels_last on CPU for models without BatchNorm; contiguous (NCHW); channels_last
     progress: bool = True
 
     @classmethod
@@ -94,6 +96,7 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("augment_mode", self.augment_mode, AUGMENT_MODES)
+        _choice("memory_format", self.memory_format, MEMORY_FORMATS)
         if self.augment_mode == "shift" and isinstance(self.augment_shift, (int, float)) and self.augment_shift != int(self.augment_shift):
             raise MnistLibError(f"augment_mode 'shift' moves whole pixels: augment_shift must be a whole number, got {self.augment_shift}")
         _choice("device", self.device.split(":")[0] if isinstance(self.device, str) else self.device, DEVICES)

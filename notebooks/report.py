@@ -53,7 +53,7 @@ elif importlib.util.find_spec("mnist_lib") is None:
 # %%
 from IPython.display import Markdown, display
 
-from mnist_lib import analysis, plan, tables
+from mnist_lib import analysis, plan, stats, tables
 from mnist_lib.experiments import read_summary
 from mnist_lib.files import read_json
 from mnist_lib.models import build_model
@@ -126,7 +126,8 @@ tab.table("recipes", tables.recipes_frame(), "The two training recipes. Both use
 E = plan.MNIST_EPOCHS
 say(f"""
 Every model trains for a fixed number of epochs: {E["lenet5"]} for the LeNet-5 family and
-{E["custom_mlp"]} for CustomMLP, whose epochs are much cheaper. The course-recipe ablation trains
+{E["custom_mlp"]} for CustomMLP, whose epochs are much cheaper, on MNIST; {plan.FASHION_EPOCHS["lenet5"]} and
+{plan.FASHION_EPOCHS["custom_mlp"]} on Fashion-MNIST. The course-recipe ablation trains
 {plan.COURSE_EPOCHS} epochs. After each epoch the model is evaluated on the validation split, and
 the kept model is the epoch with the best validation accuracy. The epochs are long enough when
 twice as many do not raise the mean test accuracy by more than one seed standard deviation; the
@@ -135,7 +136,7 @@ twice as many do not raise the mean test accuracy by more than one seed standard
 Each configuration is trained with seeds 0–{runs5 - 1 if runs5 else NA} (five for every row a
 verdict rests on, three for supporting rows); the seed sets the initialization, the shuffling and
 the augmentation. We report the mean ± sample standard deviation over seeds. A run whose test
-accuracy stays below {50:.0f}% has not learned (chance is 10%): it is counted as failed and kept out of
+accuracy stays below {stats.FAILED_BELOW:.0f}% has not learned (chance is 10%): it is counted as failed and kept out of
 every mean. Two rows are compared with Welch's t-test (unequal variances, `scipy.stats`): we give
 the difference of the means, its 95% confidence interval and the two-sided p-value, and call the
 change *helps* or *hurts* when p < 0.05 and *no evidence either way* otherwise.

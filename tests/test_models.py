@@ -10,7 +10,7 @@ from mnist_lib.models import (CustomMLP, LeNet5, LeNet5Regularized, build_model,
 
 # The writeup's hand calculations (the spec, not results).
 WRITEUP_TOTALS = {"lenet5": 61_706, "custom_mlp": 61_338, "lenet5_regularized": 61_750}
-WRITEUP_LENET5 = {"conv1": 156, "conv2": 2_416, "fc1": 48_120, "fc2": 10_164, "fc3": 850}
+WRITEUP_LENET5 = {"conv1": 156, "pool1": 0, "conv2": 2_416, "pool2": 0, "fc1": 48_120, "fc2": 10_164, "fc3": 850}
 WRITEUP_MLP = {"fc1": 50_240, "fc2": 4_160, "fc3": 4_160, "fc4": 2_080, "fc5": 528, "fc6": 170}
 
 
@@ -31,6 +31,7 @@ def test_lenet5_rows_match_the_hand_calculation():
     assert rows["fc2"].arithmetic == "120×84 + 84 = 10,164"
     assert rows["fc3"].arithmetic == "84×10 + 10 = 850"
     assert (rows["conv1"].weights, rows["conv1"].biases, rows["conv1"].kind) == (150, 6, "Conv2d")
+    assert list(rows)[:4] == ["conv1", "pool1", "conv2", "pool2"]  # the writeup lists the pooling layers
 
 
 def test_custom_mlp_rows_match_the_hand_calculation():
@@ -49,7 +50,7 @@ def test_regularized_adds_only_batchnorm_scale_and_shift():
 
 def test_parameter_frame_total_row():
     frame = parameter_frame(LeNet5())
-    assert list(frame.layer) == ["conv1", "conv2", "fc1", "fc2", "fc3", "total"]
+    assert list(frame.layer) == ["conv1", "pool1", "conv2", "pool2", "fc1", "fc2", "fc3", "total"]
     assert frame.arithmetic.iloc[-1] == "156 + 2,416 + 48,120 + 10,164 + 850 = 61,706"
 
 
