@@ -406,13 +406,16 @@ def format_summary(report: dict[str, Any]) -> str:
                      f"first version: batch {f['batch_size']}, lr {f['lr']}, augmentation {f['augment_mode']}, NCHW")
     t99 = report["time_to_99"]
     if t99:
+        # a bench.json from before the fast preset has one seed and no image count: still readable
+        seeds, accs = t99.get("seeds", 1), t99.get("mean_test_acc_by_epoch", t99["test_acc_by_epoch"])
         if t99["reached"]:
-            lines.append(f"to {t99['target_accuracy']}% mean test accuracy over {t99['seeds']} seeds (LeNet-5, "
-                         f"{t99['preset']} preset): epoch {t99['epoch']}, {t99['images']:,} training images, "
+            images = f"{t99['images']:,}" if t99.get("images") else f"{t99['epoch'] * t99['train_images']:,}"
+            lines.append(f"to {t99['target_accuracy']}% mean test accuracy over {seeds} seed(s) (LeNet-5, "
+                         f"{t99['preset']} preset): epoch {t99['epoch']}, {images} training images, "
                          f"{t99['seconds']:.1f} s of training (median over seeds)")
         else:
-            lines.append(f"{t99['target_accuracy']}% mean test accuracy: not reached in {t99['epochs']} epochs "
-                         f"({t99['preset']} preset, best mean {max(t99['mean_test_acc_by_epoch']):.2f}%)")
+            lines.append(f"{t99['target_accuracy']}% mean test accuracy: not reached in {len(accs)} epochs "
+                         f"({t99['preset']} preset, best mean {max(accs):.2f}%)")
     if report["memory"]:
         memory = report["memory"]
         lines.append(f"peak memory (max RSS) of `{memory['command']}`: {memory['max_rss_mib']:.0f} MiB (of which "

@@ -105,9 +105,25 @@ def run_notebook(name: str, output: Path, parameters: Mapping[str, Any], label: 
                                   f"{' '.join(str(exc).split())[:200]}" + (f" (kernel: {detail})" if detail else ""))
         else:
             error = None
+    _relative_paths(output)
     if error is not None:
         raise error  # outside the quiet block, and without the papermill traceback chained
     return time.perf_counter() - start
+
+
+def _relative_paths(executed: Path) -> None:
+    """papermill records the absolute input and output paths in the executed copy's metadata:
+    make them repository-relative, so the committed record names no folder of the machine."""
+    import json
+
+    if not executed.is_file():
+        return
+    nb = json.loads(executed.read_text())
+    record = nb.get("metadata", {}).get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if record.get(key):
+            record[key] = _rel(Path(record[key]))
+    executed.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
 def exec_count(exc) -> str:

@@ -91,10 +91,10 @@ STUDY: list[Step] = [
     *_headline("fashion-mnist", {v: 2 * FASHION_EPOCHS[v] for v in DOUBLE}, {v: SEEDS3 for v in DOUBLE}, "2x", "_2x"),
 ]
 
-# The smoke run: the study's kinds of step on 4,000 images for 2 epochs (enough to learn, so no run
+# The smoke run: the study's kinds of step on 6,000 images for 3 epochs (enough to learn, so no run
 # counts as failed), one seed (two for the ablation and the sweep, so their statistics have
 # something to compute): about a minute and a half on 2 CPU cores, CI runs it.
-QUICK_LIMIT = 4000
+QUICK_LIMIT = 6000
 QUICK_VAL = 1000
 QUICK_STEPS = ("lenet5", "custom_mlp", "lenet5_regularized", "ablation_course", "stability", "fashion-mnist_lenet5")
 
@@ -104,7 +104,7 @@ def quick(plan: list[Step]) -> list[Step]:
     for s in plan:
         if s.name in QUICK_STEPS:
             grid = s.notebook == "ablation"
-            steps.append(replace(s, variants=s.variants[:2] if grid else s.variants, epochs=2,
+            steps.append(replace(s, variants=s.variants[:2] if grid else s.variants, epochs=3,
                                  seeds=(0, 1) if grid else (0,), limit=QUICK_LIMIT, after=()))
     return steps
 

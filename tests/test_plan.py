@@ -54,4 +54,4 @@ def test_the_estimate_grows_with_the_budget_and_the_description_lists_every_step
 
 
 def test_the_quick_plan_is_small():
-    assert sum(s.runs for s in plan.QUICK) <= 12 and all(s.epochs <= 2 and s.limit for s in plan.QUICK)
+    assert sum(s.runs for s in plan.QUICK) <= 12 and all(s.epochs <= 3 and s.limit for s in plan.QUICK)

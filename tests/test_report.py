@@ -76,6 +76,8 @@ def test_quick_pipeline_writes_every_output(quick):
         assert any("injected-parameters" in c["metadata"].get("tags", []) for c in nb["cells"]), name
         errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, (name, errors[:1])
+        # repository-relative paths only (papermill's own record included)
+        assert str(REPO) not in (out / "executed" / name).read_text(), name
     images = out / "images"
     for name in ("lenet5", "custom_mlp", "lenet5_regularized"):
         for suffix in ("", "_result", "_confusion", "_misclassified"):
