@@ -127,7 +127,7 @@ def results_table(summary: Mapping[str, Any], dataset: str = "mnist", keys: Iter
     if frame.empty:
         return f"*No runs on {dataset}.*"
     same = [c for c in ("recipe", "runs", "epochs", "failed") if frame[c].nunique() == 1]
-    note = ", ".join(f"{c} {frame[c].iloc[0]}" for c in same)
+    note = ", ".join(f"{frame[c].iloc[0]} failed runs" if c == "failed" else f"{c} {frame[c].iloc[0]}" for c in same)
     return (f"All rows: {note}.\n\n" if note else "") + markdown_table(frame.drop(columns=same))
 
 

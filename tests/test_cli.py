@@ -168,7 +168,7 @@ def test_bad_data_is_one_error_line(tmp_path, tiny_root, how, needles):
     (["--lr", "-0.5"], ["lr must be positive, got -0.5"]),
     (["--limit", "501"], ["limit 501 is larger than the 500 training images"]),
     (["--epochs", "two"], ["argument --epochs: invalid int value: 'two'"]),
-    (["--preset", "fast"], ["argument --preset: invalid choice: 'fast'"]),
+    (["--preset", "turbo"], ["argument --preset: invalid choice: 'turbo'"]),
 ])
 def test_bad_options_are_one_error_line(tiny_root, tmp_path, extra, needles):
     assert_one_line_error(run_cli(*tiny_args(tiny_root, tmp_path / "out", *extra)), *needles)
