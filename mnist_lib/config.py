@@ -152,8 +152,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tuned": dict(epochs=8, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
                   nesterov=True, weight_decay=5e-4, schedule="onecycle", augment=True, grad_clip=1.0),
     # "fast": 99% test accuracy for LeNet-5 within 2 epochs (the benchmark's time-to-99 run), not a
-    # report recipe. PLACEHOLDER
-    "fast": dict(epochs=2, batch_size=64, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle", augment=False, grad_clip=1.0),
+    # report recipe: the tuned recipe over 2 epochs without augmentation (two epochs are too few
+    # for it to pay), batch 64 and peak lr 0.15 (more steps), label smoothing 0.1. Measured on full
+    # MNIST, seeds 0-4, 1 thread: test accuracy after epoch 2 99.30/99.17/99.17/99.22/99.25, mean
+    # 99.22 (batch 128 at lr 0.1: mean 99.07, lowest 98.99).
+    "fast": dict(epochs=2, batch_size=64, optimizer="sgd", lr=0.15, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                 schedule="onecycle", label_smoothing=0.1, augment=False, grad_clip=1.0),
 }
 
 
