@@ -255,6 +255,24 @@ def convergence(summary: dict[str, Any], doubled: dict[str, Any]) -> list[dict[s
     return out
 
 
+def runs_wall_seconds(runs: str | Path) -> float | None:
+    """Elapsed time from the start of the first run under ``runs`` to the end of the last one:
+    the study's wall time even when it was stopped and continued."""
+    return wall_seconds(Path(runs).rglob(METRICS))
+
+
+def wall_seconds(metrics_paths: Iterable[Path]) -> float | None:
+    """First start to last end of these runs: a run ends when its metrics.json is written and
+    starts that long before by the sum of its epochs' seconds."""
+    ends, starts = [], []
+    for path in metrics_paths:
+        metrics = read_json(path)
+        end = path.stat().st_mtime
+        ends.append(end)
+        starts.append(end - sum(e["seconds"] for e in metrics.get("history", [])))
+    return round(max(ends) - min(starts), 1) if ends else None
+
+
 def study_summary(runs: str | Path, **extra: Any) -> dict[str, Any]:
     """The whole study from its run folders: the main rows per dataset, the "2x" and
     "stability" groups, the comparisons and the convergence check, plus ``extra`` (wall time,

@@ -258,6 +258,15 @@ def run_plan(steps: Sequence["Step"], outputs: Outputs, device: str = "auto", da
     return timings
 
 
+def _step_seconds(step: "Step", outputs: Outputs) -> float | None:
+    """A finished step's wall time from its runs (first start to last end), when the pipeline
+    that ran it was stopped before it could record it."""
+    from mnist_lib.experiments import wall_seconds
+
+    paths = _expected_runs([step], outputs, None)
+    return wall_seconds(paths) if paths and all(p.exists() for p in paths) else None
+
+
 def machine(device: str) -> dict[str, Any]:
     """What the study ran on, for report/summary.json."""
     import platform
@@ -277,7 +286,7 @@ def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = 
     """Run the plan (STUDY, or QUICK), write report/summary.json, run the comparison and report
     notebooks, export the report. Returns the paths and timings. ``report_only``: train nothing;
     summarize the runs there are (the study's wall time and step times kept from the last summary)."""
-    from mnist_lib.experiments import read_summary, write_summary
+    from mnist_lib.experiments import read_summary, runs_wall_seconds, write_summary
     from mnist_lib.plan import QUICK, STUDY, describe
 
     check_report_tools()
@@ -289,7 +298,9 @@ def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = 
     summary_path = outputs.report / "summary.json"
     if report_only:
         last = read_summary(summary_path) if summary_path.is_file() else {}
-        wall, timings = last.get("wall_seconds"), {s["name"]: s["seconds"] for s in last.get("plan", [])}
+        wall = last.get("wall_seconds") or runs_wall_seconds(outputs.runs)  # a stopped study: from its runs
+        timings = {s["name"]: s["seconds"] for s in last.get("plan", [])}
+        timings = {s.name: timings.get(s.name) or _step_seconds(s, outputs) for s in steps}
         machine_info = last.get("machine") or machine(device)
     else:
         timings = run_plan(steps, outputs, device, data_dir, retrain, quick, workers, log)
