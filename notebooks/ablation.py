@@ -18,12 +18,12 @@
 # %% [markdown]
 # # Regularization ablation
 #
-# Which of the writeup's regularizers helps LeNet-5, and by how much? One regularizer is added per
-# row, starting from LeNet-5 with none: BatchNorm, Dropout, both (the writeup's LeNet5_Regularized),
-# then weight decay and data augmentation on top. Every regularizer is set explicitly, so a row means
-# the same thing under both recipes (the project's `tuned` and the assignment's `course`); the
-# recipes differ in optimizer, schedule, batch size and epochs. All variants have at most 62k
-# parameters, and every row uses the same seeds.
+# Which of the writeup's regularizers helps LeNet-5, and by how much? Each row switches regularizers
+# on explicitly (BatchNorm, Dropout, both as in the writeup's LeNet5_Regularized, augmentation, and
+# augmentation with both), so a row means the same thing under any recipe; the first row, with none,
+# is the baseline every other row is tested against. Every row uses the same seeds. The study runs
+# this notebook three times: the course recipe's ablation, the project recipe's "none" row, and the
+# stability sweep (20 seeds of the variants without BatchNorm on a short budget).
 #
 # **Parameters** (the cell tagged `parameters`; papermill: `-p NAME VALUE`, or `-y "seeds: [0, 1]"`):
 # `dataset`, `recipes`, `variants` (the first is the baseline), `seeds`, `epochs` (`None`: the recipe's
