@@ -82,11 +82,14 @@ STUDY: list[Step] = [
     Step("ablation_tuned", "ablation", ("ablation_none",), MNIST_EPOCHS["lenet5"], SEEDS5, figures=False),
     Step("stability", "ablation", STABILITY["variants"], STABILITY["epochs"], STABILITY["seeds"],
          limit=STABILITY["limit"], group="stability", figures=False),
-    *_headline("mnist", {v: 2 * MNIST_EPOCHS[v] for v in DOUBLE}, {v: SEEDS3 for v in DOUBLE}, "2x", "_2x"),
-    *_headline("fashion-mnist", FASHION_EPOCHS,
+    # the rows verdicts rest on first, the supporting "2x" rows last
+    *_headline("fashion-mnist", {"lenet5_regularized": FASHION_EPOCHS["lenet5_regularized"],
+                                 "lenet5": FASHION_EPOCHS["lenet5"], "custom_mlp": FASHION_EPOCHS["custom_mlp"]},
                {"lenet5": SEEDS5, "lenet5_regularized": SEEDS5, "custom_mlp": SEEDS3}),
     Step("fashion-mnist_best", "lenet5", (BEST,), FASHION_EPOCHS["lenet5"], SEEDS3, dataset="fashion-mnist",
          after=tuple(f"{v}" for v in MNIST_EPOCHS)),
+    *_headline("mnist", {v: 2 * MNIST_EPOCHS[v] for v in ("lenet5_regularized", "lenet5", "custom_mlp")},
+               {v: SEEDS3 for v in DOUBLE}, "2x", "_2x"),
     *_headline("fashion-mnist", {v: 2 * FASHION_EPOCHS[v] for v in DOUBLE}, {v: SEEDS3 for v in DOUBLE}, "2x", "_2x"),
 ]
 
