@@ -31,8 +31,8 @@ def test_presets_apply_and_overrides_win():
 
 
 def test_unknown_preset():
-    with pytest.raises(MnistLibError, match="preset 'fast' is unknown"):
-        TrainConfig.from_preset("fast")
+    with pytest.raises(MnistLibError, match="preset 'turbo' is unknown"):
+        TrainConfig.from_preset("turbo")
 
 
 def test_dict_round_trip():
