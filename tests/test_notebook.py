@@ -57,7 +57,7 @@ def test_bad_value_has_the_cli_message():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(model="custom_mlp", architecture="lenet5"), "run it with notebooks/custom_mlp.ipynb"),
     (dict(model="resnet"), "model 'resnet' is unknown"),
-    (dict(model="lenet5", recipe="fast"), "recipe 'fast' is unknown"),
+    (dict(model="lenet5", recipe="turbo"), "recipe 'turbo' is unknown"),
     (dict(model="lenet5", dataset="cifar"), "dataset 'cifar' is unknown"),
     (dict(model="lenet5", retrain="yes"), "retrain must be True or False"),
     (dict(model="lenet5", runs_dir=3), "runs_dir must be a folder path"),
