@@ -438,8 +438,32 @@ def format_summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_report(report: dict[str, Any], out: str | os.PathLike) -> Path:
+SECTIONS = ("gpu",)  # runs on another machine, kept in the same bench.json under their own key
+
+
+def write_report(report: dict[str, Any], out: str | os.PathLike, section: str | None = None) -> Path:
+    """Write the results to ``out``. With ``section`` (a GPU run), under that key of the file, the
+    rest kept; without it, as the file's top level, its sections kept."""
     out = Path(out)
     ensure_writable_dir(out.parent)
-    write_json(out, report)
+    try:
+        existing = json.loads(out.read_text()) if out.is_file() else {}
+    except json.JSONDecodeError:
+        raise MnistLibError(f"{out} is not valid JSON: move it away, or write to another --out") from None
+    if section is not None:
+        write_json(out, {**existing, section: report})
+    else:
+        write_json(out, {**report, **{k: existing[k] for k in SECTIONS if k in existing}})
     return out
+
+
+def study_wall(summary_path: str | os.PathLike) -> dict[str, Any]:
+    """The study's wall time and machine from its report/summary.json, for the bench's record."""
+    path = Path(summary_path)
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise MnistLibError(f"{path} is not a readable summary.json: run `python -m mnist_lib report` first") from None
+    return {"wall_seconds": summary.get("wall_seconds"), "workers": summary.get("workers"),
+            "machine": summary.get("machine"), "runs": sum(s["runs"] if "runs" in s else len(s["variants"]) * len(s["seeds"])
+                                                           for s in summary.get("plan", []))}

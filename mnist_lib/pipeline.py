@@ -282,14 +282,19 @@ def machine(device: str) -> dict[str, Any]:
 
 def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = "auto", data_dir: str | None = None,
              fashion: bool = True, retrain: bool = False, workers: int = 2, report_only: bool = False,
-             log=print) -> dict[str, Any]:
+             train_only: bool = False, log=print) -> dict[str, Any]:
     """Run the plan (STUDY, or QUICK), write report/summary.json, run the comparison and report
     notebooks, export the report. Returns the paths and timings. ``report_only``: train nothing;
-    summarize the runs there are (the study's wall time and step times kept from the last summary)."""
+    summarize the runs there are (the study's wall time and step times kept from the last summary).
+    ``train_only``: stop after summary.json (a GPU machine without LaTeX; finish elsewhere with
+    ``report_only``, which keeps this run's wall time and machine)."""
     from mnist_lib.experiments import read_summary, runs_wall_seconds, write_summary
     from mnist_lib.plan import QUICK, STUDY, describe
 
-    check_report_tools()
+    if report_only and train_only:
+        raise MnistLibError("--report-only and --train-only exclude each other: pass one")
+    if not train_only:
+        check_report_tools()
     outputs = outputs or Outputs.default(quick)
     outputs = Outputs(*(Path(p).resolve() for p in (outputs.runs, outputs.images, outputs.executed, outputs.report)))
     steps = [s for s in (QUICK if quick else STUDY) if fashion or s.dataset == "mnist"]
@@ -308,6 +313,9 @@ def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = 
     write_summary(outputs.runs, summary_path, wall_seconds=wall, workers=workers, machine=machine_info,
                   plan=[dict(asdict(s), estimate_seconds=round(estimate_seconds(s), 1), seconds=timings.get(s.name))
                         for s in steps])
+    if train_only:
+        log(f"wrote {_rel(summary_path)}: the study took {seconds_text(wall)}; render the report with --report-only")
+        return {"summary": summary_path, "seconds": wall, "timings": timings, "outputs": outputs}
     params = dict(runs_dir=_rel(outputs.runs), images_dir=_rel(outputs.images), summary_path=_rel(summary_path))
     for name in ("comparison", "report"):
         out = outputs.executed / f"{name}.ipynb"
@@ -341,6 +349,8 @@ def add_command(subparsers) -> None:
     p.add_argument("--no-fashion", action="store_true", help="skip the Fashion-MNIST steps")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: summarize the finished runs, run the comparison and report notebooks, export")
+    p.add_argument("--train-only", action="store_true",
+                   help="run the plan and write summary.json, nothing after (no LaTeX needed); render later with --report-only")
     p.add_argument("--retrain", action="store_true", help="train again even where a finished run of the same config exists")
     p.set_defaults(func=cmd_report)
 
@@ -367,5 +377,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.report_dir:
         outputs.report = Path(args.report_dir)
     pipeline(quick=args.quick, outputs=outputs, device=args.device, data_dir=args.data_dir,
-             fashion=not args.no_fashion, retrain=args.retrain, workers=workers, report_only=args.report_only)
+             fashion=not args.no_fashion, retrain=args.retrain, workers=workers, report_only=args.report_only,
+             train_only=args.train_only)
     return 0

@@ -158,6 +158,33 @@ def test_bench_skips(bench_root, tmp_path):
     assert [r["model"] for r in report["results"]] == ["custom_mlp"] * 5
 
 
+def test_a_gpu_section_and_the_top_level_keep_each_other(bench_root, tmp_path):
+    """A GPU run writes under "gpu" and keeps the CPU results; a later CPU run keeps the "gpu" key."""
+    out = tmp_path / "b.json"
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"wall_seconds": 321.5, "workers": 10, "machine": {"device": "cuda"},
+                                   "plan": [{"variants": ["a", "b"], "seeds": [0, 1, 2]}, {"variants": ["c"], "seeds": [0]}]}))
+    common = ["--data-dir", bench_root, "--limit", 64, "--repeats", 1, "--threads", 1, "--models", "custom_mlp",
+              "--skip-time-to-99", "--skip-memory", "--out", out, "--quiet"]
+    assert run_cli("bench", *common).code == 0
+    cpu = json.loads(out.read_text())
+    result = run_cli("bench", *common, "--section", "gpu", "--study-summary", summary)
+    assert result.code == 0, result.err
+    both = json.loads(out.read_text())
+    assert both["results"] == cpu["results"]  # the top level untouched
+    assert both["gpu"]["study"] == {"wall_seconds": 321.5, "workers": 10, "machine": {"device": "cuda"}, "runs": 7}
+    assert run_cli("bench", *common).code == 0
+    again = json.loads(out.read_text())
+    assert again["gpu"] == both["gpu"]
+
+
+def test_bench_study_summary_must_be_readable(bench_root, tmp_path):
+    result = run_cli("bench", "--data-dir", bench_root, "--out", tmp_path / "b.json", "--quiet",
+                     "--study-summary", tmp_path / "missing.json")
+    assert_one_line_error(result, "missing.json")
+    assert not (tmp_path / "b.json").exists()
+
+
 def test_course_png_dataset_is_the_same_images(tmp_path):
     """The per-sample pipeline must train on what the engine trains on: PNG -> PIL -> ToTensor ->
     Normalize gives the engine's normalized tensors, with the labels from the file names."""
