@@ -273,6 +273,38 @@ def wall_seconds(metrics_paths: Iterable[Path]) -> float | None:
     return round(max(ends) - min(starts), 1) if ends else None
 
 
+PART_GAP_SECONDS = 3600  # runs on one machine more than an hour apart belong to separate sittings
+
+
+def hardware(runs: str | Path) -> list[dict[str, Any]]:
+    """Where and when the study's runs were trained, from their metrics.json files: per machine
+    (device, device name) and sitting (runs more than an hour apart start a new one), the number
+    of runs, the first start to last end (file times: valid on the machine that wrote them) and
+    their training seconds summed. More than one row means the study was run in parts."""
+    runs = Path(runs)
+    spans: dict[tuple[str, str], list[tuple[float, float, Path]]] = {}
+    for path in (p for d in (*DATASETS, "2x", "stability") for p in (runs / d).rglob(METRICS)):
+        metrics = read_json(path)
+        env, end = metrics.get("environment", {}), path.stat().st_mtime
+        spans.setdefault((env.get("device", "unknown"), env.get("device_name", "unknown")), []).append(
+            (end - sum(e["seconds"] for e in metrics.get("history", [])), end, path))
+    rows = []
+    for (device, name), items in spans.items():
+        items.sort()
+        parts: list[list[tuple[float, float, Path]]] = []
+        for item in items:
+            if parts and item[0] - max(i[1] for i in parts[-1]) <= PART_GAP_SECONDS:
+                parts[-1].append(item)
+            else:
+                parts.append([item])
+        for part in parts:
+            rows.append({"device": device, "device_name": name, "runs": len(part),
+                         "started": min(i[0] for i in part),
+                         "wall_seconds": round(max(i[1] for i in part) - min(i[0] for i in part), 1),
+                         "train_seconds": round(sum(i[1] - i[0] for i in part), 1)})
+    return sorted(rows, key=lambda r: r["started"])
+
+
 def study_summary(runs: str | Path, **extra: Any) -> dict[str, Any]:
     """The whole study from its run folders: the main rows per dataset, the "2x" and
     "stability" groups, the comparisons and the convergence check, plus ``extra`` (wall time,
@@ -283,6 +315,7 @@ def study_summary(runs: str | Path, **extra: Any) -> dict[str, Any]:
     summary["stability"] = summarize(runs / "stability")
     summary["comparisons"] = comparisons(summary)
     summary["convergence"] = convergence(summary, summary["2x"])
+    summary["hardware"] = hardware(runs)
     summary.update(extra)
     return summary
 

@@ -303,7 +303,8 @@ def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = 
     summary_path = outputs.report / "summary.json"
     if report_only:
         last = read_summary(summary_path) if summary_path.is_file() else {}
-        wall = last.get("wall_seconds") or runs_wall_seconds(outputs.runs)  # a stopped study: from its runs
+        # a study stopped and continued on one machine: from its runs; one run in parts (None): no single wall time
+        wall = last["wall_seconds"] if "wall_seconds" in last else runs_wall_seconds(outputs.runs)
         timings = {s["name"]: s["seconds"] for s in last.get("plan", [])}
         timings = {s.name: timings.get(s.name) or _step_seconds(s, outputs) for s in steps}
         machine_info = last.get("machine") or machine(device)

@@ -32,10 +32,15 @@ def readme_results(summary: Mapping[str, Any]) -> str:
              "Does regularization help? Each row against its baseline: the difference in test accuracy "
              "(points) with its 95% confidence interval, Welch's p-value and the verdict at the 5% level:", "",
              markdown_table(comparisons_frame(summary)), ""]
-    if wall:
+    hardware = summary.get("hardware", [])
+    if len(hardware) > 1:  # run in parts: where each part ran
+        parts.append("The study ran in parts: " + "; ".join(
+            f"{h['runs']} runs on {h['device_name']} ({h['device']}) in {seconds_text(h['wall_seconds'])}"
+            for h in hardware) + ".")
+    elif wall:
         parts.append(f"The study took {seconds_text(wall)} on {machine.get('device_name', 'this machine')} "
-                     f"({machine.get('cores', '?')} cores). The full write-up: [report/report.pdf](report/report.pdf) "
-                     f"([HTML](report/report.html)).")
+                     f"({machine.get('cores', '?')} cores).")
+    parts.append("The full write-up: [report/report.pdf](report/report.pdf) ([HTML](report/report.html)).")
     return "\n".join(parts)
 
 

@@ -53,7 +53,8 @@ elif importlib.util.find_spec("mnist_lib") is None:
 # %%
 from IPython.display import Markdown, display
 
-from mnist_lib import analysis, plan, stats, tables
+from mnist_lib import analysis, plan, plots, stats, tables
+import matplotlib.pyplot as plt  # the figures are shown from their saved files, with captions
 from mnist_lib.experiments import read_summary
 from mnist_lib.files import read_json
 from mnist_lib.models import build_model
@@ -65,6 +66,12 @@ S = read_summary(summary_path)
 bench = read_json(bench_path) if Path(bench_path).is_file() else None
 fig, tab = Numbering("Figure"), Numbering("Table")
 say = lambda text: display(Markdown(text))  # noqa: E731  (a sentence with numbers, next to its table)
+
+
+def hw_text(parts):
+    """One sentence per part of a study run in parts: how many runs, where, in how long."""
+    return " ".join(f"{h['runs']} runs trained on {h['device_name']} (`{h['device']}`) in "
+                    f"{tables.seconds_text(h['wall_seconds'])} of wall time." for h in parts)
 
 runs5 = len(row(S, "lenet5")["test_acc"]) if row(S, "lenet5") else 0
 B = best(S)
@@ -89,8 +96,7 @@ BatchNorm with Dropout changes LeNet-5's accuracy by {diff_text(course_bd)}: the
 *{course_bd["verdict"]}*. Under our recipe, which already uses weight decay and data augmentation,
 adding them changes it by {diff_text(tuned_reg)} (*{tuned_reg["verdict"]}*): the train–test gap
 they are meant to close is gone before they are added. The same comparison on Fashion-MNIST gives
-{diff_text(fashion_reg)} (*{fashion_reg["verdict"]}*). The whole study took {hours} on
-{machine.get("cores", NA)} CPU cores.
+{diff_text(fashion_reg)} (*{fashion_reg["verdict"]}*).
 """)
 
 # %% [markdown]
@@ -146,16 +152,27 @@ change *helps* or *hurts* when p < 0.05 and *no evidence either way* otherwise.
 # ## 2.2 The study plan and its cost
 #
 # The whole study is one declarative plan (`mnist_lib/plan.py`) that `make report` executes. Each
-# step runs one notebook with papermill, and two notebooks run side by side with one thread each.
-# Table 2 lists the steps with the cost estimated before the run and the time measured.
+# step runs one notebook with papermill; several notebooks run side by side, one torch thread
+# each. Table 2 lists the steps with the cost estimated for the 2-core CPU before the run and the
+# time measured where the step ran to its end in one piece.
 
 # %%
 tab.table("plan", tables.plan_frame(S), "The study plan: every notebook run, its training budget, and "
-          "its estimated and measured wall time. *images*: training images per epoch.")
-say(f"""
+          "its estimated wall time (2-core CPU, two workers) and, where the step ran to its end in one piece, "
+          "the measured one (on the machine of Section 2.2). *images*: training images per epoch.")
+hw = S.get("hardware", [])
+planned = sum(s["runs"] if "runs" in s else len(s["variants"]) * len(s["seeds"]) for s in S.get("plan", []))
+if len(hw) > 1:
+    say(f"""
+The study was run in parts. {hw_text(hw)} Every run uses the same code and configuration wherever
+it ran, so only the time it took depends on the machine. The plan on the 2-core CPU alone is
+estimated at {tables.seconds_text(sum(s["estimate_seconds"] for s in S.get("plan", [])) / 2)} with two workers.
+""")
+else:
+    say(f"""
 The study ran on {machine.get("device_name", NA)} ({machine.get("cores", NA)} cores, torch
 {machine.get("torch", NA)}, device `{machine.get("device", NA)}`) and took {hours} of wall time for
-{sum(s["runs"] if "runs" in s else len(s["variants"]) * len(s["seeds"]) for s in S.get("plan", []))} training runs.
+{planned} training runs.
 """)
 
 # %% [markdown]
@@ -336,6 +353,10 @@ Weight decay with augmentation, the project's recipe, changes plain LeNet-5's ac
 {diff_text(wd_aug)} and leaves a train–test gap of {num(lenet_gap)} points. Adding BatchNorm and
 Dropout on top changes it by {diff_text(tuned_reg)}: *{tuned_reg["verdict"]}*.
 """)
+from mnist_lib.notebook import ablation_rows
+plots.mean_std_figure(ablation_rows(S, list(plan.COURSE_ABLATION), ["course"]), images_dir / "ablation.png",
+                      title="Regularization ablation on mnist: test accuracy, mean ± std over seeds")
+plt.close("all")
 fig.show("ablation", images_dir / "ablation.png", "The course-recipe ablation: test accuracy per "
          "regularizer, mean ± std over five seeds; dots are single seeds.")
 
@@ -374,7 +395,6 @@ for key in ("lenet5", "custom_mlp", "lenet5_regularized"):
     r = row(S, key)
     if r:
         models[tables.row_name(r)] = [load_run(run_dir(runs_dir, "mnist", "tuned", key, seed))[1] for seed in r["seeds"]]
-import matplotlib.pyplot as plt  # the figures are shown from their saved files, with captions
 lenet_models = models.get("LeNet-5", [])
 if lenet_models:
     analysis.conv1_figure(lenet_models[0], mnist.test.images[0], images_dir / "lenet5_conv1.png")

@@ -238,3 +238,26 @@ def test_study_summary_counts_failed_runs_keeps_them_out_of_the_mean_and_has_its
     assert conv["variant"] == "lenet5" and conv["epochs_2x"] == 20 and conv["converged"] is True
     assert summary["wall_seconds"] == 12.5 and summary["machine"]["device"] == "cpu"
     assert json.loads((tmp_path / "summary.json").read_text())["comparisons"] == summary["comparisons"]
+
+
+def test_hardware_splits_the_runs_by_machine_and_sitting(tmp_path):
+    """A study finished elsewhere: 3 GPU runs, then 2 CPU runs the same day and 1 CPU run from
+    a day before. Each (machine, sitting) is one row with its runs, wall time and summed training."""
+    import os
+
+    from mnist_lib.experiments import hardware, run_dir
+
+    t0 = 1_800_000_000.0
+    plan = [("cuda", "H200", 0, 100), ("cuda", "H200", 1, 150), ("cuda", "H200", 2, 160),
+            ("cpu", "EPYC", 3, 1000), ("cpu", "EPYC", 4, 1300), ("cpu", "EPYC", 0, -86_400)]
+    for i, (device, name, seed, end) in enumerate(plan):
+        _fake_run(tmp_path, "mnist", "tuned", "lenet5" if i < 5 else "custom_mlp", seed, 99.0, epochs=5)
+        path = run_dir(tmp_path, "mnist", "tuned", "lenet5" if i < 5 else "custom_mlp", seed) / "metrics.json"
+        metrics = json.loads(path.read_text())
+        metrics["environment"] = {"device": device, "device_name": name}
+        path.write_text(json.dumps(metrics))
+        os.utime(path, (t0 + end, t0 + end))  # each fake run trains 5 s (5 epochs of 1 s)
+    rows = hardware(tmp_path)
+    assert [(r["device_name"], r["runs"]) for r in rows] == [("EPYC", 1), ("H200", 3), ("EPYC", 2)]
+    assert rows[1]["wall_seconds"] == 160 - (100 - 5) and rows[1]["train_seconds"] == 15
+    assert rows[2]["wall_seconds"] == 1300 - (1000 - 5)
