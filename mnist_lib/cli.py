@@ -114,7 +114,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_export_tar(args: argparse.Namespace) -> int:
     """Write the course format (train.tar / test.tar of {ID}_{Label}.png) from IDX data."""
-    from mnist_lib.data import load_split, write_course_tar
+    from mnist_lib.course import write_course_tar
+    from mnist_lib.data import load_split
     from mnist_lib.files import ensure_writable_dir
 
     out = ensure_writable_dir(args.out)
@@ -127,7 +128,8 @@ def cmd_export_tar(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Time the engine against the course's per-sample pipeline: print a table, write JSON."""
-    from mnist_lib.bench import format_summary, format_table, run_bench, study_wall, write_report
+    from mnist_lib.bench import run_bench
+    from mnist_lib.bench_results import format_summary, format_table, study_wall, write_report
     from mnist_lib.files import ensure_writable_dir
 
     ensure_writable_dir(Path(args.out).parent)  # fail before minutes of work, not after

@@ -8,12 +8,9 @@ device), so no per-sample decoding happens while training.
 from __future__ import annotations
 
 import gzip
-import io
 import os
-import re
 import shutil
 import struct
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -21,7 +18,6 @@ from typing import Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from mnist_lib.errors import MnistLibError
 
@@ -41,7 +37,6 @@ IDX_FILES = {  # split -> (images, labels), as torchvision names them in <root>/
 }
 IDX_MAGIC = {"images": 0x00000803, "labels": 0x00000801}  # ubyte, 3 or 1 dimensions
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
-COURSE_NAME = re.compile(r"^(\d+)_(\d+)\.png$")
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
@@ -169,81 +164,6 @@ def _check_labels(labels: torch.Tensor, source: object) -> None:
         raise MnistLibError(f"{source}: label {int(labels[i])} at index {i} is outside 0-9")
 
 
-# --------------------------------------------------------------------------- the course's PNG format
-
-def _decode_course_png(name: str, payload: bytes, source: str) -> tuple[int, int, torch.Tensor]:
-    match = COURSE_NAME.match(os.path.basename(name))
-    if not match:
-        raise MnistLibError(f"{source}: member {name!r} is not named {{ID}}_{{Label}}.png")
-    image_id, label = int(match.group(1)), int(match.group(2))
-    if label > 9:
-        raise MnistLibError(f"{source}: {name!r} has label {label}, outside 0-9")
-    # Pillow, as the course reads them (torchvision.io's PNG codec is deprecated since 0.29).
-    try:
-        with Image.open(io.BytesIO(payload)) as png:
-            png.load()
-            mode, size = png.mode, png.size
-            pixels = np.asarray(png) if mode == "L" and size == (28, 28) else None
-    except (OSError, ValueError, SyntaxError):
-        raise MnistLibError(f"{source}: {name!r} is not a readable PNG") from None
-    if pixels is None:
-        raise MnistLibError(f"{source}: {name!r} is {size[0]}x{size[1]} in mode {mode}; "
-                            f"course images are 28x28 8-bit grayscale (mode L)")
-    image = torch.from_numpy(pixels.copy()).unsqueeze(0)
-    return image_id, label, image[0]
-
-
-def _stack_by_id(items: list[tuple[int, int, torch.Tensor]], source: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if not items:
-        raise MnistLibError(f"{source} holds no {{ID}}_{{Label}}.png images")
-    items.sort(key=lambda item: item[0])  # ID order, so a tar and the IDX files it came from agree
-    images = torch.stack([image for _, _, image in items])
-    labels = torch.tensor([label for _, label, _ in items], dtype=torch.long)
-    return images, labels
-
-
-def load_course_tar(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
-    """A course tar (`train.tar` / `test.tar`) of PNGs named `{ID}_{Label}.png` in any folder."""
-    path = Path(path)
-    if not path.is_file():
-        raise MnistLibError(f"{path} does not exist: put the course's train.tar/test.tar there, "
-                            f"or write them with `python -m mnist_lib export-tar`")
-    try:
-        with tarfile.open(path) as tar:
-            items = [_decode_course_png(m.name, tar.extractfile(m).read(), str(path))
-                     for m in tar.getmembers() if m.isfile()]
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        detail = str(exc).splitlines()[0].rstrip(":") if str(exc) else type(exc).__name__  # 3.11+: one line per method
-        raise MnistLibError(f"{path} is not a readable tar archive ({detail})") from None
-    return _stack_by_id(items, str(path))
-
-
-def load_png_folder(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
-    """A folder (searched recursively) of PNGs named `{ID}_{Label}.png`."""
-    path = Path(path)
-    if not path.is_dir():
-        raise MnistLibError(f"{path} is not a folder of {{ID}}_{{Label}}.png images")
-    items = [_decode_course_png(str(p.relative_to(path)), p.read_bytes(), str(path))
-             for p in sorted(path.rglob("*")) if p.is_file()]
-    return _stack_by_id(items, str(path))
-
-
-def write_course_tar(images: torch.Tensor, labels: torch.Tensor, path: str | os.PathLike,
-                     prefix: str = "") -> None:
-    """Write images as a course tar, member `{prefix}{index}_{label}.png`; atomic."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with tarfile.open(tmp, "w") as tar:
-        for i, (image, label) in enumerate(zip(images, labels)):
-            buffer = io.BytesIO()
-            Image.fromarray(image.reshape(28, 28).to(torch.uint8).numpy(), mode="L").save(buffer, format="PNG")
-            data = buffer.getvalue()
-            info = tarfile.TarInfo(f"{prefix}{i:05d}_{int(label)}.png")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    os.replace(tmp, path)
-
-
 def load_split(dataset: str, data_dir: str | os.PathLike | None, data_format: str, train: bool,
                download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """One split as (uint8 images N x 28 x 28, int64 labels) from the chosen format."""
@@ -251,10 +171,10 @@ def load_split(dataset: str, data_dir: str | os.PathLike | None, data_format: st
     name = "train" if train else "test"
     if data_format == "idx":
         return load_idx(dataset, root, train, download)
-    if data_format == "tar":
-        return load_course_tar(root / f"{name}.tar")
-    if data_format == "folder":
-        return load_png_folder(root / name)
+    if data_format in ("tar", "folder"):
+        from mnist_lib.course import load_course_tar, load_png_folder  # the course's PNG format
+
+        return load_course_tar(root / f"{name}.tar") if data_format == "tar" else load_png_folder(root / name)
     raise MnistLibError(f"data_format {data_format!r} is unknown: choose idx, tar or folder")
 
 

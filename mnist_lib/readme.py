@@ -48,7 +48,7 @@ def readme_bench(bench: Mapping[str, Any]) -> str:
     """The README's benchmark table, from report/bench.json, with the machine it came from."""
     import pandas as pd
 
-    from mnist_lib.bench import format_summary
+    from mnist_lib.bench_results import format_summary
 
     env = bench["environment"]
     frame = pd.DataFrame(bench["results"])

@@ -82,7 +82,7 @@ elif importlib.util.find_spec("mnist_lib") is None:
 # %%
 # Every parameter goes through the same TrainConfig as the CLI: a bad one stops here with its message.
 from IPython.display import Markdown, display
-from mnist_lib import plots
+from mnist_lib import diagram, plots
 from mnist_lib.models import build_model
 from mnist_lib.notebook import check_parameters, describe_run
 
@@ -101,7 +101,7 @@ display(Markdown(describe_run(run)))
 # %%
 # The diagram is computed from the model: shapes from a dummy forward pass, parameters from its modules.
 net = build_model(run.config.model, run.config.batchnorm, run.config.dropout)
-fig = plots.architecture_figure(net, run.figure(), title=f"{run.name}: {sum(p.numel() for p in net.parameters()):,} parameters")
+fig = diagram.architecture_figure(net, run.figure(), title=f"{run.name}: {sum(p.numel() for p in net.parameters()):,} parameters")
 
 # %% [markdown]
 # ## Parameter calculation

@@ -165,3 +165,23 @@ def assert_one_line_error(result, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
+
+
+def kill_at_first_checkpoint(process, checkpoint, timeout=240):
+    """SIGKILL ``process`` as soon as ``checkpoint`` (a run's checkpoint.pt) appears: a run killed
+    mid-training, for the resume tests."""
+    import time
+
+    try:
+        deadline = time.monotonic() + timeout
+        while not checkpoint.exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, f"no {checkpoint.name} within {timeout} s"
+            time.sleep(0.002)
+        process.kill()
+        process.communicate()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == -9, "the run finished before it could be killed"

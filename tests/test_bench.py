@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, run_cli, synthetic_mnist, write_mnist_root
-from mnist_lib.bench import (FIRST_VERSION, PIPELINES, CoursePngDataset, bare_compute_run, course_transform,
-                              targets_met, write_course_pngs)
+from mnist_lib.bench import FIRST_VERSION, PIPELINES, bare_compute_run
+from mnist_lib.bench_results import targets_met
+from mnist_lib.course import CoursePngDataset, course_transform, write_course_pngs
 from mnist_lib.config import PRESETS, TrainConfig
 from mnist_lib.data import Split, normalize
 from mnist_lib.errors import MnistLibError

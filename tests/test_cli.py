@@ -7,14 +7,13 @@ import json
 import re
 import struct
 import subprocess
-import time
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import (N_TRAIN, N_VAL, assert_one_line_error, cli_command, cli_env, run_cli, run_cli_process,
-                      strip_timing, write_mnist_root, REPO)
+from conftest import (N_TRAIN, N_VAL, assert_one_line_error, cli_command, cli_env, kill_at_first_checkpoint, run_cli,
+                      run_cli_process, strip_timing, write_mnist_root, REPO)
 from mnist_lib.config import TrainConfig
 from mnist_lib.data import IDX_FILES, load_split
 from mnist_lib.models import build_model
@@ -254,19 +253,7 @@ def test_resume_continues_a_killed_process(tiny_root, tmp_path):
                      "--epochs", "5", "--batch-size", "16", "--lr", "0.02", "--seed", "2")  # later options win
     process = subprocess.Popen(cli_command(*args), env=cli_env(), cwd=REPO, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 240
-        while not (out / CHECKPOINT).exists():
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "no checkpoint.pt within 240 s"
-            time.sleep(0.002)
-        process.kill()
-        process.communicate()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == -9, "the run finished before it could be killed"
+    kill_at_first_checkpoint(process, out / CHECKPOINT)
     assert not (out / METRICS).exists() and not (out / MODEL).exists()
     killed_at = load_checkpoint(out / CHECKPOINT)["epoch"]
     assert 1 <= killed_at < 5

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import inspect
 import io
-import shutil
 import struct
 import tarfile
 
@@ -16,9 +15,9 @@ from PIL import Image
 from torchvision.io import encode_png
 
 from conftest import N_TEST, N_TRAIN, N_VAL, write_mnist_root
-from mnist_lib.data import (IDX_FILES, NORMALIZATION, Split, augment_batch, batches, load_course_tar, load_data,
-                            load_png_folder, load_split, normalize, resolve_data_dir, shift_batch, split_train_val,
-                            write_course_tar)
+from mnist_lib.course import load_course_tar, load_png_folder, write_course_tar
+from mnist_lib.data import (IDX_FILES, NORMALIZATION, Split, augment_batch, batches, load_data, load_split, normalize,
+                            resolve_data_dir, shift_batch, split_train_val)
 from mnist_lib.errors import MnistLibError
 
 TRAIN_IMAGES, TRAIN_LABELS = IDX_FILES[True]

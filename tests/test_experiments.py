@@ -119,27 +119,12 @@ def _run_seeds_process(runs, data_dir):
 def test_run_seeds_continues_a_killed_run_from_its_checkpoint(real_data_dir, tmp_path):
     """A study killed mid-run (SIGKILL after the first epoch's checkpoint) and run again
     continues from checkpoint.pt and ends where an uninterrupted run ends."""
-    import time
-
-    from conftest import strip_timing
+    from conftest import kill_at_first_checkpoint, strip_timing
     from mnist_lib.train import CHECKPOINT, METRICS, load_checkpoint
 
     runs = tmp_path / "runs"
     out = experiments.run_dir(runs, "mnist", "tuned", "lenet5", 0)
-    process = _run_seeds_process(runs, real_data_dir)
-    try:
-        deadline = time.monotonic() + 240
-        while not (out / CHECKPOINT).exists():
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "no checkpoint.pt within 240 s"
-            time.sleep(0.002)
-        process.kill()
-        process.communicate()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == -9, "the run finished before it could be killed"
+    kill_at_first_checkpoint(_run_seeds_process(runs, real_data_dir), out / CHECKPOINT)
     assert not (out / METRICS).exists()
     killed_at = load_checkpoint(out / CHECKPOINT)["epoch"]
     assert 1 <= killed_at < RESUME_STUDY["epochs"]

@@ -1,0 +1,221 @@
+"""The architecture diagram of a model, computed from the model itself: a torch.fx trace gives
+the stages (layer, activation, pooling) and a forward pass of a dummy batch gives each tensor's
+shape, so the picture cannot drift from the code."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.patches import FancyArrowPatch, Rectangle
+from torch import nn
+
+from mnist_lib.plots import save
+
+
+@dataclass
+class Stage:
+    """One arrow of the diagram: the layers that produce the next tensor, and its shape."""
+    ops: list[str] = field(default_factory=list)
+    params: int = 0
+    shape: tuple[int, ...] = ()
+
+
+def _describe(node: Any, modules: Mapping[str, nn.Module]) -> tuple[str, bool, int]:
+    """(label, starts a new stage, parameters) for one traced node."""
+    if node.op == "call_module":
+        module = modules[node.target]
+        params = sum(p.numel() for p in module.parameters())
+        name = node.target
+        if isinstance(module, nn.Conv2d):
+            k = "×".join(map(str, module.kernel_size))
+            pad = f", pad {module.padding[0]}" if any(module.padding) else ""
+            return f"{name}: conv {k}{pad}\n{module.out_channels} maps", True, params
+        if isinstance(module, nn.Linear):
+            return f"{name}: linear {module.in_features}→{module.out_features}", True, params
+        if isinstance(module, nn.BatchNorm2d):
+            return "BatchNorm", False, params
+        if isinstance(module, nn.Dropout):
+            return f"Dropout({module.p:g})", False, params
+        if isinstance(module, nn.Identity):
+            return "", False, 0
+        return type(module).__name__, True, params
+    target = getattr(node.target, "__name__", str(node.target))
+    if "max_pool2d" in target or node.name.startswith("max_pool2d"):
+        k = node.args[1] if len(node.args) > 1 else node.kwargs.get("kernel_size")
+        return f"max-pool {k}×{k}", True, 0
+    if target in ("relu", "relu_"):
+        return "ReLU", False, 0
+    if target == "flatten":
+        return "flatten", True, 0
+    return target, False, 0
+
+
+def trace_stages(model: nn.Module, input_shape: Sequence[int] = (1, 1, 28, 28)) -> tuple[tuple[int, ...], list[Stage]]:
+    """Run a dummy input through ``model`` (torch.fx shape propagation) and group its
+    operations into stages: each layer (conv, linear, pooling, flatten) opens a stage and the
+    shape-keeping operations after it (BatchNorm, ReLU, Dropout) join it. Returns the input
+    shape and the stages, each with the shape it produces (batch dimension dropped)."""
+    from torch.fx import symbolic_trace
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    was_training = model.training
+    model.eval()
+    try:
+        graph = symbolic_trace(model)
+        ShapeProp(graph).propagate(torch.zeros(*input_shape))
+    finally:
+        model.train(was_training)
+    modules = dict(graph.named_modules())
+    stages: list[Stage] = []
+    input_dims: tuple[int, ...] = tuple(input_shape[1:])
+    for node in graph.graph.nodes:
+        if node.op in ("placeholder", "output"):
+            continue
+        label, opens, params = _describe(node, modules)
+        shape = tuple(node.meta["tensor_meta"].shape[1:])
+        if opens or not stages:
+            stages.append(Stage())
+        stage = stages[-1]
+        if label and not (stage.ops and stage.ops[-1] == label):
+            stage.ops.append(label)
+        elif label:  # the same op twice in a row (two Dropouts): say so once, with a count
+            stage.ops[-1] = label if label.endswith("×2") else label + " ×2"
+        stage.params += params
+        stage.shape = shape
+    return input_dims, stages
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    if len(shape) == 3:
+        return f"{shape[0]}@{shape[1]}×{shape[2]}"
+    return "×".join(map(str, shape))
+
+
+def _tensor_extent(shape: tuple[int, ...], max_side: float = 1.6) -> tuple[float, float, float]:
+    """(left, right, top) of a drawn tensor relative to its centre, for the layout."""
+    if len(shape) == 3:
+        side = max(0.25, max_side * shape[1] / 28)
+        spread = (min(shape[0], 6) - 1) * 0.08
+        return side / 2, side / 2 + spread, side / 2 + spread
+    height = max(0.25, max_side * math.log2(max(shape[-1], 2)) / math.log2(784))
+    return 0.09, 0.09, height / 2
+
+
+def _draw_tensor(ax: plt.Axes, x: float, y: float, shape: tuple[int, ...], color: str, max_side: float = 1.6) -> None:
+    """A tensor as the classic LeNet picture, centred at (x, y): a stack of feature maps (side
+    ∝ height, at most 6 drawn) or a bar (height ∝ log of the width)."""
+    if len(shape) == 3:
+        side = max(0.25, max_side * shape[1] / 28)
+        layers = min(shape[0], 6)
+        for i in range(layers):
+            offset = (layers - 1 - i) * 0.08
+            ax.add_patch(Rectangle((x - side / 2 + offset, y - side / 2 + offset), side, side,
+                                   facecolor=color, edgecolor="black", linewidth=0.8, alpha=0.95))
+        return
+    height = 2 * _tensor_extent(shape, max_side)[2]
+    ax.add_patch(Rectangle((x - 0.09, y - height / 2), 0.18, height, facecolor=color, edgecolor="black", linewidth=0.8))
+
+
+def _stage_lines(stage: Stage) -> list[str]:
+    """The label of one arrow: the layer's name, its operations, its parameter count."""
+    ops = [op.split(": ", 1) for op in stage.ops]
+    head = ops[0][0] if len(ops[0]) == 2 else ""
+    lines = ([head] if head else []) + [line for o in ops for line in o[-1].split("\n")]
+    if stage.params:
+        lines.append(f"{stage.params:,} params")
+    return lines
+
+
+def _rows(shapes: list[tuple[int, ...]], per_row: int = 5) -> list[list[int]]:
+    """Tensor indices per diagram row: one row when short, else break where the network
+    flattens (convolutional part, then the fully connected part) or in the middle."""
+    n = len(shapes)
+    if n <= per_row:
+        return [list(range(n))]
+    flat = next((i for i in range(1, n) if len(shapes[i]) == 1 and len(shapes[i - 1]) == 3), None)
+    cut = flat if flat is not None and 2 <= flat <= n - 2 and max(flat, n - flat) <= per_row + 1 else (n + 1) // 2
+    return [list(range(cut)), list(range(cut, n))]
+
+
+def architecture_figure(model: nn.Module, path: str | Path | None = None, title: str | None = None) -> plt.Figure:
+    """The model's layer diagram, computed from the model itself: tensor shapes from a dummy
+    forward pass (torch.fx), one arrow per layer with its operations and parameter count.
+    Long networks wrap onto a second row, so the figure stays legible at page width."""
+    input_dims, stages = trace_stages(model)
+    shapes = [input_dims] + [s.shape for s in stages]
+    extents = [_tensor_extent(shape) for shape in shapes]
+    labels = [_stage_lines(stage) for stage in stages]  # labels[i]: the arrow into tensor i + 1
+    gap = 2.5  # room for an arrow and the label box under it
+    rows = _rows(shapes)
+    xs: dict[int, float] = {}
+    for r, row in enumerate(rows):
+        x = 0.0 if r == 0 else gap + extents[row[0]][0]  # a wrapped row starts with its incoming arrow
+        for k, i in enumerate(row):
+            if k > 0:
+                x += extents[row[k - 1]][1] + gap + extents[i][0]
+            xs[i] = x
+    line_h = 0.3
+    ys: dict[int, float] = {}
+    y = 0.0
+    row_tops, row_bottoms = [], []
+    for r, row in enumerate(rows):
+        top = max(extents[i][2] for i in row)
+        if r > 0:
+            y = row_bottoms[-1] - 0.45 - top - 0.45
+        row_tops.append(y + top + 0.55)
+        depth = max(len(labels[i - 1]) for i in row if i > 0) if any(i > 0 for i in row) else 0
+        row_bottoms.append(y - max(0.95, max(extents[i][2] for i in row) + 0.3) - line_h * depth - 0.25)
+        for i in row:
+            ys[i] = y
+    width = max(xs[i] + extents[i][1] for i in xs) + 0.9
+    fig, ax = plt.subplots(figsize=(width * 0.62, (row_tops[0] - row_bottoms[-1]) * 0.62 + 0.35))
+    for i, shape in enumerate(shapes):
+        color = "#d9d9d9" if i == 0 else ("#a1d99b" if i == len(shapes) - 1 else
+                                          "#9ecae1" if len(shape) == 3 else "#fdd0a2")
+        _draw_tensor(ax, xs[i], ys[i], shape, color)
+        ax.text(xs[i], ys[i] + _row_top(extents, rows, i) + 0.1, _shape_text(shape), ha="center", va="bottom",
+                fontsize=10, fontweight="bold")
+    ax.text(xs[0], ys[0] - extents[0][2] - 0.1, "input", ha="center", va="top", fontsize=9.5)
+    last = len(shapes) - 1
+    ax.text(xs[last], ys[last] - extents[last][2] - 0.1, "logits", ha="center", va="top", fontsize=9.5)
+    label_top = {r: ys[row[0]] - max(0.95, max(extents[i][2] for i in row) + 0.3) for r, row in enumerate(rows)}
+    for r, row in enumerate(rows):
+        for k, i in enumerate(row):
+            if i == 0:
+                continue
+            end = xs[i] - extents[i][0] - 0.08
+            y = ys[i]
+            if k == 0:  # wrapped: come down from the end of the previous row
+                prev = rows[r - 1][-1]
+                sx, sy = xs[prev] + extents[prev][1] + 0.08, ys[prev]
+                turn_x = sx + 0.45
+                mid_y = row_bottoms[r - 1] - 0.2
+                start = 0.15
+                ax.plot([sx, turn_x, turn_x, start, start], [sy, sy, mid_y, mid_y, y], color="#444444", linewidth=1.1)
+            else:
+                start = xs[row[k - 1]] + extents[row[k - 1]][1] + 0.08
+            ax.add_patch(FancyArrowPatch((start, y), (end, y), arrowstyle="-|>", mutation_scale=13,
+                                         color="#444444", linewidth=1.1))
+            ax.text((start + end) / 2, label_top[r], "\n".join(labels[i - 1]), ha="center", va="top",
+                    fontsize=9, linespacing=1.3,
+                    bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="#bbbbbb", linewidth=0.6))
+    total = sum(p.numel() for p in model.parameters())
+    ax.set_title(title or f"{type(model).__name__}: {total:,} parameters", fontsize=12)
+    ax.set_xlim(-extents[0][0] - 0.3, width - 0.3)
+    ax.set_ylim(row_bottoms[-1], row_tops[0])
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return save(fig, path)
+
+
+def _row_top(extents, rows, i) -> float:
+    row = next(r for r in rows if i in r)
+    return max(extents[j][2] for j in row)
+
+
+# --------------------------------------------------------------------------- training curves
