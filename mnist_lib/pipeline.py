@@ -306,7 +306,8 @@ def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = 
         # a study stopped and continued on one machine: from its runs; one run in parts (None): no single wall time
         wall = last["wall_seconds"] if "wall_seconds" in last else runs_wall_seconds(outputs.runs)
         timings = {s["name"]: s["seconds"] for s in last.get("plan", [])}
-        timings = {s.name: timings.get(s.name) or _step_seconds(s, outputs) for s in steps}
+        # the last summary's step times where it has a plan (a step run in pieces has none); else from the runs
+        timings = {s.name: timings.get(s.name) if last.get("plan") else _step_seconds(s, outputs) for s in steps}
         machine_info = last.get("machine") or machine(device)
     else:
         timings = run_plan(steps, outputs, device, data_dir, retrain, quick, workers, log)

@@ -47,11 +47,15 @@ def seconds_text(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
+TABLE_CHARS = 95  # about the digits of a \footnotesize line of the PDF's text width, less column padding
+
+
 def markdown_table(frame, wrap: int = 28) -> str:
     """A DataFrame as a markdown pipe table. The separator's dashes set the relative column
     widths pandoc gives a wide table in the PDF (a table wider than 72 characters fills the
-    text width and wraps its cells), so each column gets room for its longest unbreakable word
-    plus padding, and long text columns wrap at about ``wrap`` characters."""
+    text width and wraps its cells). Number-like columns ("99.49 ± 0.04", "+0.26 [+0.14, +0.38]")
+    and columns of short cells get their full width, so they never wrap; text columns share what is left of a line, at
+    least their longest word, at most ``wrap`` characters."""
     if frame.empty:
         return "*(no rows)*"
     header = [str(c) for c in frame.columns]
@@ -60,14 +64,20 @@ def markdown_table(frame, wrap: int = 28) -> str:
     def escape(text: str) -> str:
         return text.replace("|", "\\|")
 
-    widths = []
-    for i, name in enumerate(header):
-        cells = [r[i] for r in rows]
-        longest_word = max(len(w) for text in cells + [name] for w in (text.split() or [""]))
-        longest_cell = max([len(c) for c in cells] + [longest_word])
-        # x1.25: a proportional font's capitals and underscores are wider than the monospace count
-        widths.append(max(math.ceil(1.25 * longest_word), min(longest_cell, wrap)) + 3)
-    numeric = [all(_looks_numeric(r[i]) for r in rows) and rows != [] for i in range(len(header))]
+    cols = [[r[i] for r in rows] for i in range(len(header))]
+    # x1.25: a proportional font's capitals and underscores are wider than the monospace count;
+    # +1 only: pandoc's LaTeX columns add the \tabcolsep padding themselves
+    word = [math.ceil(1.25 * max(len(w) for t in c + [h] for w in (t.split() or [""]))) + 1 for c, h in zip(cols, header)]
+    head = [math.ceil(1.25 * max(len(w) for w in (h.split() or [""]))) + 1 for h in header]
+    # numbers, signs, brackets, and short cells ("24.1 min", "helps"): kept whole
+    fixed = [not any(ch.isalpha() for t in c for ch in t) or max(len(t) for t in c) <= 12 for c in cols]
+    widths = [max(h, max(len(t) for t in c) + 2) if f else w for c, w, h, f in zip(cols, word, head, fixed)]
+    left = TABLE_CHARS - sum(w for w, f in zip(widths, fixed) if f)
+    text = [i for i, f in enumerate(fixed) if not f]
+    for i in text:
+        want = min(max(len(t) for t in cols[i]), wrap) + 1
+        widths[i] = max(word[i], min(want, left // len(text)))
+    numeric = [all(_looks_numeric(t) for t in c) and rows != [] for c in cols]
     lines = ["| " + " | ".join(escape(h) for h in header) + " |",
              "|" + "|".join(("-" * (w - 1) + ":") if num else ("-" * w) for w, num in zip(widths, numeric)) + "|"]
     lines += ["| " + " | ".join(escape(c) for c in r) + " |" for r in rows]
@@ -224,7 +234,7 @@ def plan_frame(summary: Mapping[str, Any]):
     """The executed plan: each step's budget, estimated and measured wall time."""
     import pandas as pd
 
-    rows = [{"step": s["name"], "dataset": s["dataset"], "recipe": s["recipe"], "variants": str(len(s["variants"])),
+    rows = [{"step": s["name"].removeprefix(f"{s['dataset']}_"), "dataset": s["dataset"], "recipe": s["recipe"], "variants": str(len(s["variants"])),
              "epochs": str(s["epochs"]), "seeds": str(len(s["seeds"])), "images": f"{(s['limit'] or 55_000):,}",
              "estimate": seconds_text(s["estimate_seconds"]),
              "measured": "-" if s.get("seconds") is None else seconds_text(s["seconds"])}

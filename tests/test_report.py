@@ -243,6 +243,12 @@ def test_update_readme_fills_blocks_from_saved_json(tmp_path):
     assert "old numbers" not in text and text.startswith("intro\n") and text.endswith("outro\n")
     assert "99.32 ± 0.04" in text  # LeNet-5: mean and std of the three seeds above
     assert "97.87 ± 0.06" in text
+    # a study run in parts says where each part ran, from summary["hardware"]
+    summary["hardware"] = [{"device": "cuda", "device_name": "H200", "runs": 9, "wall_seconds": 90.0, "train_seconds": 700.0},
+                           {"device": "cpu", "device_name": "EPYC", "runs": 3, "wall_seconds": 600.0, "train_seconds": 1100.0}]
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    update_readme(readme, tmp_path / "summary.json", None)
+    assert "9 runs on H200 (cuda) in 1.5 min; 3 runs on EPYC (cpu) in 10.0 min" in readme.read_text()
     broken = tmp_path / "NOBLOCK.md"
     broken.write_text("no markers")
     with pytest.raises(MnistLibError, match="no <!-- results:begin -->"):

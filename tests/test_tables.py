@@ -50,6 +50,20 @@ def test_markdown_table_widths_and_escapes():
     assert tables.markdown_table(pd.DataFrame()) == "*(no rows)*"
 
 
+def test_markdown_table_keeps_number_cells_whole_and_wraps_long_text():
+    """A wide table: each number-like column's dashes cover its longest cell (pandoc then never
+    wraps "99.49 ± 0.04"); a long text column gets less than its longest cell, so it wraps."""
+    long = "BatchNorm + Dropout + augmentation and a long explanation that must wrap"
+    frame = pd.DataFrame([{"row": long, "acc": "99.49 ± 0.04", "diff": "+0.26 [+0.14, +0.38]", "time": "24.1 min",
+                           "verdict": "no evidence either way"}] * 2)
+    rule = tables.markdown_table(frame).splitlines()[1]
+    dashes = [len(part) for part in rule.strip("|").split("|")]
+    assert dashes[1] > len("99.49 ± 0.04") and dashes[2] > len("+0.26 [+0.14, +0.38]")
+    assert dashes[3] > len("24.1 min")  # a short cell stays on one line
+    assert dashes[0] < len(long) and dashes[0] >= 1.25 * len("explanation")
+    assert sum(dashes) <= tables.TABLE_CHARS + 10
+
+
 def test_recipes_frame_reads_the_presets():
     frame = tables.recipes_frame()
     tuned = frame[frame.recipe == "tuned"].iloc[0]
