@@ -325,7 +325,8 @@ def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = 
         timings[name] = run_notebook(name, out, params)
     html, pdf = export_report(outputs.executed / "report.ipynb", outputs.report)
     total = time.perf_counter() - start
-    log(f"wrote {_rel(html)} and {_rel(pdf)}: the study took {seconds_text(wall) if wall else 'n/a (run in parts: see hardware in summary.json)'}, "
+    took = seconds_text(wall) if wall else "n/a (run in parts: see hardware in summary.json)"
+    log(f"wrote {_rel(html)} and {_rel(pdf)}: the study took {took}, "
         f"{seconds_text(total)} with the report")
     return {"html": html, "pdf": pdf, "summary": summary_path, "seconds": total, "timings": timings, "outputs": outputs}
 
