@@ -112,11 +112,12 @@ def write_report(report: dict[str, Any], out: str | os.PathLike, section: str | 
 
 def study_wall(summary_path: str | os.PathLike) -> dict[str, Any]:
     """The study's wall time and machine from its report/summary.json, for the bench's record."""
+    from mnist_lib.plan import planned_runs
+
     path = Path(summary_path)
     try:
         summary = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         raise MnistLibError(f"{path} is not a readable summary.json: run `python -m mnist_lib report` first") from None
     return {"wall_seconds": summary.get("wall_seconds"), "workers": summary.get("workers"),
-            "machine": summary.get("machine"), "runs": sum(s["runs"] if "runs" in s else len(s["variants"]) * len(s["seeds"])
-                                                           for s in summary.get("plan", []))}
+            "machine": summary.get("machine"), "runs": planned_runs(summary.get("plan", []))}

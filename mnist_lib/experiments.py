@@ -261,16 +261,18 @@ def runs_wall_seconds(runs: str | Path) -> float | None:
     return wall_seconds(Path(runs).rglob(METRICS))
 
 
+def run_span(path: Path, metrics: dict[str, Any] | None = None) -> tuple[float, float]:
+    """(start, end) of a finished run: it ends when its metrics.json is written and starts that
+    long before by the sum of its epochs' seconds (file times: valid on the machine that wrote it)."""
+    metrics = read_json(path) if metrics is None else metrics
+    end = path.stat().st_mtime
+    return end - sum(e["seconds"] for e in metrics.get("history", [])), end
+
+
 def wall_seconds(metrics_paths: Iterable[Path]) -> float | None:
-    """First start to last end of these runs: a run ends when its metrics.json is written and
-    starts that long before by the sum of its epochs' seconds."""
-    ends, starts = [], []
-    for path in metrics_paths:
-        metrics = read_json(path)
-        end = path.stat().st_mtime
-        ends.append(end)
-        starts.append(end - sum(e["seconds"] for e in metrics.get("history", [])))
-    return round(max(ends) - min(starts), 1) if ends else None
+    """First start to last end of these runs."""
+    spans = [run_span(path) for path in metrics_paths]
+    return round(max(e for _, e in spans) - min(s for s, _ in spans), 1) if spans else None
 
 
 PART_GAP_SECONDS = 3600  # runs on one machine more than an hour apart belong to separate sittings
@@ -279,15 +281,14 @@ PART_GAP_SECONDS = 3600  # runs on one machine more than an hour apart belong to
 def hardware(runs: str | Path) -> list[dict[str, Any]]:
     """Where and when the study's runs were trained, from their metrics.json files: per machine
     (device, device name) and sitting (runs more than an hour apart start a new one), the number
-    of runs, the first start to last end (file times: valid on the machine that wrote them) and
-    their training seconds summed. More than one row means the study was run in parts."""
+    of runs, the first start to last end (`run_span`) and their training seconds summed. More than one row means the study was run in parts."""
     runs = Path(runs)
     spans: dict[tuple[str, str], list[tuple[float, float, Path]]] = {}
     for path in (p for d in (*DATASETS, "2x", "stability") for p in (runs / d).rglob(METRICS)):
         metrics = read_json(path)
-        env, end = metrics.get("environment", {}), path.stat().st_mtime
+        env = metrics.get("environment", {})
         spans.setdefault((env.get("device", "unknown"), env.get("device_name", "unknown")), []).append(
-            (end - sum(e["seconds"] for e in metrics.get("history", [])), end, path))
+            (*run_span(path, metrics), path))
     rows = []
     for (device, name), items in spans.items():
         items.sort()

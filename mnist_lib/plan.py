@@ -117,6 +117,11 @@ def quick(plan: list[Step]) -> list[Step]:
 QUICK: list[Step] = quick(STUDY)
 
 
+def planned_runs(plan: list[dict[str, Any]]) -> int:
+    """Training runs of a plan as summary.json records it (steps as dicts)."""
+    return sum(len(s["variants"]) * len(s["seeds"]) for s in plan)
+
+
 def notebook_variant(variant: str) -> str:
     """The architecture a variant is built from (its model notebook)."""
     from mnist_lib.experiments import VARIANTS

@@ -161,7 +161,7 @@ tab.table("plan", tables.plan_frame(S), "The study plan: every notebook run, its
           "its estimated wall time (2-core CPU, two workers) and, where the step ran to its end in one piece, "
           "the measured one (on the machine of Section 2.2). *images*: training images per epoch.")
 hw = S.get("hardware", [])
-planned = sum(s["runs"] if "runs" in s else len(s["variants"]) * len(s["seeds"]) for s in S.get("plan", []))
+planned = plan.planned_runs(S.get("plan", []))
 if len(hw) > 1:
     say(f"""
 The study was run in parts. {hw_text(hw)} Every run uses the same code and configuration wherever
