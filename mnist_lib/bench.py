@@ -14,6 +14,8 @@ Per model, side by side in one run, on the same images:
   tensors, rotation + shift augmentation by affine resampling).
 * study: the engine with the study's settings (the `tuned` preset as it is now, or ``study``).
   first version / study is the per-epoch speed-up of the study.
+* shifts only: the study row with whole-pixel shifts instead of rotation + shift by affine
+  resampling (the augmentation the study's "shifts only" rows test for accuracy).
 * bare compute: the floor under the study row: the same model, memory format, batch size,
   loss, gradient clipping and optimizer, stepping over one batch tensor reused, with no data
   handling, no augmentation, no schedule and no bookkeeping. study / bare compute is the
@@ -54,7 +56,7 @@ from mnist_lib.models import build_model
 from mnist_lib.train import (apply_memory_format, cpu_name, evaluate, make_optimizer, seed_everything,
                              select_device, train)
 
-PIPELINES = ("per-sample", "fast", "first version", "study", "bare compute")
+PIPELINES = ("per-sample", "fast", "first version", "study", "shifts only", "bare compute")
 TARGET_ACCURACY = 99.0
 # The project's first tuned settings, for the "first version" row (applied over the tuned preset).
 FIRST_VERSION = dict(batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
@@ -244,7 +246,8 @@ def run_bench(models: Sequence[str] = MODEL_NAMES, repeats: int = 3, epochs: int
                        data.dataset, data.mean, data.std)  # no validation pass: only training is timed
 
     results: dict[tuple[str, str], dict[str, Any]] = {}
-    row_configs = {"fast": config, "first version": first_config, "study": study_config, "bare compute": study_config}
+    row_configs = {"fast": config, "first version": first_config, "study": study_config,
+                   "shifts only": study_config.replace(augment_mode="shift"), "bare compute": study_config}
     with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp:
         # The same training images as uint8, written the course way.
         images, labels = load_split("mnist", data_dir, "idx", True)
@@ -294,7 +297,8 @@ def run_bench(models: Sequence[str] = MODEL_NAMES, repeats: int = 3, epochs: int
     report: dict[str, Any] = {
         "settings": {"models": list(models), "repeats": repeats, "epochs": epochs, "batch_size": batch_size,
                      "limit": limit, "images_per_epoch": n, "recipe": "course (SGD lr 0.01, momentum 0.9)",
-                     "first_version": recipe(first_config), "study": recipe(study_config)},
+                     "first_version": recipe(first_config), "study": recipe(study_config),
+                     "shifts_only": recipe(row_configs["shifts only"])},
         "environment": {"torch": torch.__version__, "python": platform.python_version(),
                         "platform": platform.platform(), "device": str(torch_device),
                         "device_name": (torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda"
@@ -305,6 +309,8 @@ def run_bench(models: Sequence[str] = MODEL_NAMES, repeats: int = 3, epochs: int
         "speedup": ratio("fast", "speedup"),
         "study_speedup": ratio("study", "vs_first_version"),  # first version / study, per epoch
         "floor_ratio": ratio("study", "vs_floor"),  # study / bare compute, per epoch
+        "shifts_only": {"vs_first_version": ratio("shifts only", "vs_first_version"),
+                        "vs_floor": ratio("shifts only", "vs_floor")},  # not the study's recipe: no target
         "time_to_99": time_to_accuracy(data, device, threads, seeds) if time_to_99 else None,
         "memory": peak_memory(data_dir, device, threads, limit) if memory else None,
     }

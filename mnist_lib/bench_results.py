@@ -57,6 +57,11 @@ def format_summary(report: dict[str, Any]) -> str:
         lines.append(f"study: batch {s['batch_size']}, lr {s['lr']}, augmentation "
                      f"{s['augment_mode'] if s['augment'] else 'none'}, memory format {s['memory_format']}; "
                      f"first version: batch {f['batch_size']}, lr {f['lr']}, augmentation {f['augment_mode']}, NCHW")
+    shifts = report.get("shifts_only")
+    if shifts:
+        lines.append("shifts only (no rotation), per epoch: " + "; ".join(
+            f"{m} {shifts['vs_first_version'][m]:.2f}x faster than the first version, {shifts['vs_floor'][m]:.2f}x the floor"
+            for m in shifts["vs_first_version"]))
     t99 = report["time_to_99"]
     if t99:
         # a bench.json from before the fast preset has one seed and no image count: still readable

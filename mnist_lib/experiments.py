@@ -27,6 +27,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # a candidate for the best variant: BatchNorm without Dropout (Dropout may not help a
     # 62k-parameter net that augmentation already regularizes)
     "lenet5_batchnorm": dict(model="lenet5", batchnorm=True),
+    # the augmentation's price: whole-pixel shifts only, no rotation (a gather instead of an affine
+    # resampling, about a tenth of its cost); not best-variant candidates: they answer a speed question
+    "lenet5_shift": dict(model="lenet5", augment_mode="shift"),
+    "custom_mlp_shift": dict(model="custom_mlp", augment_mode="shift"),
     # the regularization ablation: every regularizer set explicitly, so a row means the same
     # thing under either recipe; one regularizer is added per row
     "ablation_none": dict(model="lenet5", weight_decay=0.0, augment=False),
@@ -46,6 +50,8 @@ LABELS = {
     "custom_mlp": "CustomMLP",
     "lenet5_regularized": "LeNet5_Regularized",
     "lenet5_batchnorm": "LeNet-5 + BatchNorm (no Dropout)",
+    "lenet5_shift": "LeNet-5, shifts only (no rotation)",
+    "custom_mlp_shift": "CustomMLP, shifts only (no rotation)",
     "ablation_none": "none",
     "ablation_batchnorm": "BatchNorm only",
     "ablation_dropout": "Dropout only",
@@ -63,6 +69,8 @@ COMPARISONS = [
     ("mnist", "tuned", "lenet5_batchnorm", "lenet5"),  # BatchNorm on top of the project's recipe
     ("mnist", "tuned", "lenet5_regularized", "lenet5"),  # BatchNorm + Dropout on top of it
     ("fashion-mnist", "tuned", "lenet5_regularized", "lenet5"),
+    ("mnist", "tuned", "lenet5_shift", "lenet5"),  # does the rotation earn its cost?
+    ("mnist", "tuned", "custom_mlp_shift", "custom_mlp"),
 ]
 # Fields that say how a run was executed, not what was trained: a run is reusable across them.
 EXECUTION_FIELDS = {"progress", "device", "threads", "data_dir", "download", "eval_batch_size"}
@@ -279,12 +287,18 @@ PART_GAP_SECONDS = 3600  # runs on one machine more than an hour apart belong to
 
 
 def hardware(runs: str | Path) -> list[dict[str, Any]]:
-    """Where and when the study's runs were trained, from their metrics.json files: per machine
-    (device, device name) and sitting (runs more than an hour apart start a new one), the number
-    of runs, the first start to last end (`run_span`) and their training seconds summed. More than one row means the study was run in parts."""
+    """Where and when the study's runs were trained: `sittings` of every run under ``runs``.
+    More than one row means the study was run in parts."""
     runs = Path(runs)
+    return sittings(p for d in (*DATASETS, "2x", "stability") for p in (runs / d).rglob(METRICS))
+
+
+def sittings(metrics_paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """These runs grouped by machine (device, device name) and sitting (runs more than an hour
+    apart start a new one), from their metrics.json files: per group the number of runs, the
+    first start to last end (`run_span`) and their training seconds summed, oldest first."""
     spans: dict[tuple[str, str], list[tuple[float, float, Path]]] = {}
-    for path in (p for d in (*DATASETS, "2x", "stability") for p in (runs / d).rglob(METRICS)):
+    for path in metrics_paths:
         metrics = read_json(path)
         env = metrics.get("environment", {})
         spans.setdefault((env.get("device", "unknown"), env.get("device_name", "unknown")), []).append(

@@ -258,13 +258,17 @@ def run_plan(steps: Sequence["Step"], outputs: Outputs, device: str = "auto", da
     return timings
 
 
-def _step_seconds(step: "Step", outputs: Outputs) -> float | None:
-    """A finished step's wall time from its runs (first start to last end), when the pipeline
-    that ran it was stopped before it could record it."""
-    from mnist_lib.experiments import wall_seconds
+def _step_record(step: "Step", outputs: Outputs) -> tuple[float | None, str | None]:
+    """(wall seconds, machine) of a finished step from its runs (first start to last end), for a
+    pipeline stopped before it could record them; (None, None) unless every run of the step exists
+    and all were trained in one sitting on one machine (`experiments.sittings`)."""
+    from mnist_lib.experiments import sittings
 
     paths = _expected_runs([step], outputs, None)
-    return wall_seconds(paths) if paths and all(p.exists() for p in paths) else None
+    if not paths or not all(p.exists() for p in paths):
+        return None, None
+    parts = sittings(paths)
+    return (parts[0]["wall_seconds"], parts[0]["device_name"]) if len(parts) == 1 else (None, None)
 
 
 def machine(device: str) -> dict[str, Any]:
@@ -305,15 +309,18 @@ def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = 
         last = read_summary(summary_path) if summary_path.is_file() else {}
         # a study stopped and continued on one machine: from its runs; one run in parts (None): no single wall time
         wall = last["wall_seconds"] if "wall_seconds" in last else runs_wall_seconds(outputs.runs)
-        timings = {s["name"]: s["seconds"] for s in last.get("plan", [])}
-        # the last summary's step times where it has a plan (a step run in pieces has none); else from the runs
-        timings = {s.name: timings.get(s.name) if last.get("plan") else _step_seconds(s, outputs) for s in steps}
+        # a study run in one piece: its recorded step times; else (or a step it lacks) from the runs
+        kept = {s["name"]: (s["seconds"], s.get("ran_on")) for s in last.get("plan", []) if last.get("wall_seconds")}
+        records = {s.name: kept.get(s.name) or _step_record(s, outputs) for s in steps}
         machine_info = last.get("machine") or machine(device)
     else:
         timings = run_plan(steps, outputs, device, data_dir, retrain, quick, workers, log)
         wall, machine_info = round(time.perf_counter() - start, 1), machine(device)
+        records = {name: (seconds, machine_info["device_name"]) for name, seconds in timings.items()}
+    timings = {name: seconds for name, (seconds, _) in records.items()}
     write_summary(outputs.runs, summary_path, wall_seconds=wall, workers=workers, machine=machine_info,
-                  plan=[dict(asdict(s), estimate_seconds=round(estimate_seconds(s), 1), seconds=timings.get(s.name))
+                  plan=[dict(asdict(s), estimate_seconds=round(estimate_seconds(s), 1),
+                             seconds=records.get(s.name, (None, None))[0], ran_on=records.get(s.name, (None, None))[1])
                         for s in steps])
     if train_only:
         log(f"wrote {_rel(summary_path)}: the study took {seconds_text(wall)}; render the report with --report-only")

@@ -231,13 +231,15 @@ def recipes_frame(summary: Mapping[str, Any] | None = None):
 
 
 def plan_frame(summary: Mapping[str, Any]):
-    """The executed plan: each step's budget, estimated and measured wall time."""
+    """The executed plan: each step's budget, estimated and measured wall time, and the machine it
+    was measured on (a step whose runs were trained in several sittings has no measured time)."""
     import pandas as pd
 
     rows = [{"step": s["name"].removeprefix(f"{s['dataset']}_"), "dataset": s["dataset"], "recipe": s["recipe"], "variants": str(len(s["variants"])),
              "epochs": str(s["epochs"]), "seeds": str(len(s["seeds"])), "images": f"{(s['limit'] or 55_000):,}",
              "estimate": seconds_text(s["estimate_seconds"]),
-             "measured": "-" if s.get("seconds") is None else seconds_text(s["seconds"])}
+             "measured": "-" if s.get("seconds") is None else seconds_text(s["seconds"]),
+             "on": s.get("ran_on") or "-"}
             for s in summary.get("plan", [])]
     return pd.DataFrame(rows)
 
@@ -290,17 +292,20 @@ def ablation_frame(summary: Mapping[str, Any], variants: Sequence[str], recipe: 
     return pd.DataFrame(rows)
 
 
-def comparisons_frame(summary: Mapping[str, Any], recipe: str | None = None, dataset: str | None = None):
-    """The study's saved comparisons (summary["comparisons"]) as a table."""
+def comparisons_frame(summary: Mapping[str, Any], recipe: str | None = None, dataset: str | None = None,
+                      rows: Sequence[str] | None = None):
+    """The study's saved comparisons (summary["comparisons"]) as a table; ``rows``: only those
+    whose row variant is one of these."""
     import pandas as pd
 
-    rows = [{"dataset": c["dataset"], "recipe": c["recipe"], "row": c["label"], "baseline": c["baseline_label"],
+    table = [{"dataset": c["dataset"], "recipe": c["recipe"], "row": c["label"], "baseline": c["baseline_label"],
              "difference [95% CI]": fmt_diff(c), "p": fmt_p(c["p"]), "verdict": c["verdict"],
              "gap (row / baseline)": "-" if c["gap"] is None or c["baseline_gap"] is None
              else f"{c['gap']:+.2f} / {c['baseline_gap']:+.2f}"}
             for c in summary.get("comparisons", [])
-            if (recipe is None or c["recipe"] == recipe) and (dataset is None or c["dataset"] == dataset)]
-    return pd.DataFrame(rows)
+            if (recipe is None or c["recipe"] == recipe) and (dataset is None or c["dataset"] == dataset)
+            and (rows is None or c["row"] in rows)]
+    return pd.DataFrame(table)
 
 
 def histories(runs_dir: str | Path, dataset: str, recipe: str, variant: str,

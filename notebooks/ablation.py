@@ -22,8 +22,9 @@
 # on explicitly (BatchNorm, Dropout, both as in the writeup's LeNet5_Regularized, augmentation, and
 # augmentation with both), so a row means the same thing under any recipe; the first row, with none,
 # is the baseline every other row is tested against. Every row uses the same seeds. The study runs
-# this notebook three times: the course recipe's ablation, the project recipe's "none" row, and the
-# stability sweep (20 seeds of the variants without BatchNorm on a short budget).
+# this notebook for the course recipe's ablation, the project recipe's "none" row, the stability
+# sweep (20 seeds of the variants without BatchNorm on a short budget) and the "shifts only" rows
+# (the project recipe without its rotation, compared with the headline rows in the report).
 #
 # **Parameters** (the cell tagged `parameters`; papermill: `-p NAME VALUE`, or `-y "seeds: [0, 1]"`):
 # `dataset`, `recipes`, `variants` (the first is the baseline), `seeds`, `epochs` (`None`: the recipe's

@@ -49,7 +49,7 @@ def test_bench_prints_a_table_and_writes_json(bench_report):
     settings = report["settings"]
     assert settings["images_per_epoch"] == LIMIT and settings["repeats"] == 2 and settings["batch_size"] == 64
     assert [(r["pipeline"], r["model"]) for r in report["results"]] == [
-        (p, m) for m in ("lenet5", "custom_mlp") for p in ("per-sample", "fast", "first version", "study", "bare compute")]
+        (p, m) for m in ("lenet5", "custom_mlp") for p in ("per-sample", "fast", "first version", "study", "shifts only", "bare compute")]
 
 
 def test_bench_rows_train_what_they_say(bench_report):
@@ -61,6 +61,8 @@ def test_bench_rows_train_what_they_say(bench_report):
     assert first["augment"] and first["augment_mode"] == "affine" and first["lr"] == 0.1
     tuned = TrainConfig.from_preset("tuned")
     assert all(study[k] == getattr(tuned, k) for k in study)
+    shifts = report["settings"]["shifts_only"]
+    assert shifts["augment_mode"] == "shift" and all(shifts[k] == study[k] for k in study if k != "augment_mode")
     rows = {(r["pipeline"], r["model"]): r for r in report["results"]}
     for model in ("lenet5", "custom_mlp"):
         assert rows[("first version", model)]["batch_size"] == 128
@@ -68,6 +70,7 @@ def test_bench_rows_train_what_they_say(bench_report):
         assert rows[("fast", model)]["batch_size"] == rows[("per-sample", model)]["batch_size"] == 64
         assert rows[("bare compute", model)]["test_acc"] is None
         assert rows[("study", model)]["test_acc"] is not None
+        assert rows[("shifts only", model)]["batch_size"] == tuned.batch_size
 
 
 def test_bench_values_are_sane_and_speedup_is_the_ratio_of_medians(bench_report):
@@ -88,6 +91,8 @@ def test_bench_values_are_sane_and_speedup_is_the_ratio_of_medians(bench_report)
         assert study["vs_first_version"] == pytest.approx(first["seconds_per_epoch"] / study["seconds_per_epoch"])
         assert study["vs_floor"] == pytest.approx(study["seconds_per_epoch"] / bare["seconds_per_epoch"])
         assert report["study_speedup"][model] == study["vs_first_version"]
+        shifts = rows[("shifts only", model)]
+        assert report["shifts_only"]["vs_floor"][model] == pytest.approx(shifts["seconds_per_epoch"] / bare["seconds_per_epoch"])
         assert report["floor_ratio"][model] == study["vs_floor"]
 
 
@@ -145,7 +150,7 @@ def test_fast_preset_is_two_epochs_of_lenet5_without_augmentation():
     fast = TrainConfig.from_preset("fast")
     assert fast.epochs == 2 and not fast.augment
     assert PRESETS["tuned"]["augment"] and FIRST_VERSION["memory_format"] == "contiguous"
-    assert PIPELINES == ("per-sample", "fast", "first version", "study", "bare compute")
+    assert PIPELINES == ("per-sample", "fast", "first version", "study", "shifts only", "bare compute")
 
 
 def test_bench_skips(bench_root, tmp_path):

@@ -74,6 +74,7 @@ def test_report_only_keeps_the_training_runs_wall_time_and_machine(quick):
     assert summary["wall_seconds"] == quick["trained"]["wall_seconds"] > 0
     assert summary["machine"] == quick["trained"]["machine"]
     assert [s["seconds"] for s in summary["plan"]] == [s["seconds"] for s in quick["trained"]["plan"]]
+    assert [s["ran_on"] for s in summary["plan"]] == [quick["trained"]["machine"]["device_name"]] * len(summary["plan"])
 
 
 def test_train_only_and_report_only_exclude_each_other(tmp_path):
@@ -135,7 +136,7 @@ def test_pdf_has_the_sections_and_the_measured_numbers(quick):
     for title in ("Abstract", "1 Task and data", "2 Method", "2.2 The study plan and its cost", "3 LeNet-5",
                   "4 CustomMLP", "5 LeNet5_Regularized", "6 Results", "6.2 Are the runs converged?",
                   "6.3 Stability of the recipe", "7 Does regularization help?", "8 What the networks learned",
-                  "9 Fashion-MNIST", "10 Speed", "11 Discussion and limitations", "12 Conclusion", "References"):
+                  "9 Fashion-MNIST", "10 Speed", "10.1 Is the rotation worth its cost?", "11 Discussion and limitations", "12 Conclusion", "References"):
         assert title in text, title
     # The numbers come from the saved metrics, not from the summary alone.
     for variant, name in (("lenet5", "LeNet-5"), ("custom_mlp", "CustomMLP"), ("lenet5_regularized", "LeNet5_Regularized")):
@@ -143,6 +144,7 @@ def test_pdf_has_the_sections_and_the_measured_numbers(quick):
         accuracy = metrics["final"]["test_acc"]
         assert f"{name} reaches {accuracy:.2f}%" in text, (name, accuracy)
     assert "61,706" in text and "61,338" in text and "61,750" in text
+    assert "Without the rotation, LeNet-5's test accuracy changes by" in text  # the quick plan's shifts-only row
     assert "156 + 2,416 + 48,120 + 10,164 + 850 = 61,706" in text and "pool1" in text
     summary = json.loads((out / "report" / "summary.json").read_text())
     targets = tables.targets_frame(summary)
@@ -253,3 +255,30 @@ def test_update_readme_fills_blocks_from_saved_json(tmp_path):
     broken.write_text("no markers")
     with pytest.raises(MnistLibError, match="no <!-- results:begin -->"):
         update_readme(broken, tmp_path / "summary.json", None)
+
+
+def test_a_steps_measured_time_needs_all_its_runs_in_one_sitting_on_one_machine(tmp_path):
+    """Report-only after a study run in parts: a step gets a measured time (and its machine) from
+    its runs only when all of them were trained together; one split across machines gets none."""
+    import os
+
+    from mnist_lib.experiments import run_dir
+    from mnist_lib.files import write_json
+    from mnist_lib.pipeline import Outputs, _step_record
+    from mnist_lib.plan import Step
+
+    def fake(variant, seed, device_name, end):
+        out = run_dir(tmp_path, "mnist", "tuned", variant, seed)
+        out.mkdir(parents=True)
+        write_json(out / "metrics.json", {"environment": {"device": "x", "device_name": device_name},
+                                          "history": [{"seconds": 10.0}] * 3})
+        os.utime(out / "metrics.json", (end, end))
+
+    t0 = 1_800_000_000.0
+    fake("lenet5", 0, "H200", t0 + 100), fake("lenet5", 1, "H200", t0 + 140)
+    fake("custom_mlp", 0, "H200", t0 + 100), fake("custom_mlp", 1, "EPYC", t0 + 5000)
+    outputs = Outputs(tmp_path, tmp_path / "images", tmp_path / "executed", tmp_path / "report")
+    one = Step("lenet5", "lenet5", ("lenet5",), 3, (0, 1))
+    assert _step_record(one, outputs) == (140 - (100 - 30), "H200")
+    assert _step_record(Step("custom_mlp", "custom_mlp", ("custom_mlp",), 3, (0, 1)), outputs) == (None, None)
+    assert _step_record(Step("lenet5_3", "lenet5", ("lenet5",), 3, (0, 1, 2)), outputs) == (None, None)  # unfinished

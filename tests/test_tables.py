@@ -15,6 +15,7 @@ def summary(tmp_path):
     for seed, acc in enumerate([99.50, 99.56, 99.53, 99.55, 99.51]):
         _fake_run(tmp_path, "mnist", "tuned", "lenet5", seed, acc)
         _fake_run(tmp_path, "mnist", "tuned", "custom_mlp", seed, acc - 0.6)
+        _fake_run(tmp_path, "mnist", "tuned", "lenet5_shift", seed, acc - 0.01)
         _fake_run(tmp_path, "mnist", "tuned", "ablation_none", seed, [11.35, 99.0, 99.1, 98.95, 99.05][seed])
         _fake_run(tmp_path, "mnist", "course", "ablation_none", seed, acc - 0.5)
         _fake_run(tmp_path, "mnist", "course", "ablation_batchnorm", seed, acc - 0.2)
@@ -40,6 +41,14 @@ def test_ablation_frame_gives_the_difference_interval_and_verdict(summary):
     assert list(frame["vs none [95% CI]"])[0] == "baseline"
     diff = frame["vs none [95% CI]"][1]
     assert diff.startswith("+0.30 [+0.") and frame["verdict"][1] == "helps" and frame["p"][1] == "< 0.001"
+
+
+def test_comparisons_frame_selects_by_recipe_and_row(summary):
+    tuned = tables.comparisons_frame(summary, recipe="tuned", dataset="mnist")
+    assert set(zip(tuned["row"], tuned["baseline"])) == {("LeNet-5", "none"), ("LeNet-5, shifts only (no rotation)", "LeNet-5")}
+    shifts = tables.comparisons_frame(summary, recipe="tuned", rows=["lenet5_shift"])
+    assert list(shifts["row"]) == ["LeNet-5, shifts only (no rotation)"] and shifts["verdict"][0] == "no evidence either way"
+    assert list(tables.comparisons_frame(summary, recipe="course")["verdict"]) == ["helps"]
 
 
 def test_markdown_table_widths_and_escapes():
