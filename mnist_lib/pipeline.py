@@ -259,7 +259,7 @@ def run_plan(steps: Sequence["Step"], outputs: Outputs, device: str = "auto", da
 
 
 def _step_record(step: "Step", outputs: Outputs) -> tuple[float | None, str | None]:
-    """(wall seconds, machine) of a finished step from its runs (first start to last end), for a
+    """(wall seconds, device) of a finished step from its runs (first start to last end), for a
     pipeline stopped before it could record them; (None, None) unless every run of the step exists
     and all were trained in one sitting on one machine (`experiments.sittings`)."""
     from mnist_lib.experiments import sittings
@@ -268,7 +268,7 @@ def _step_record(step: "Step", outputs: Outputs) -> tuple[float | None, str | No
     if not paths or not all(p.exists() for p in paths):
         return None, None
     parts = sittings(paths)
-    return (parts[0]["wall_seconds"], parts[0]["device_name"]) if len(parts) == 1 else (None, None)
+    return (parts[0]["wall_seconds"], parts[0]["device"]) if len(parts) == 1 else (None, None)
 
 
 def machine(device: str) -> dict[str, Any]:
@@ -316,7 +316,7 @@ def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = 
     else:
         timings = run_plan(steps, outputs, device, data_dir, retrain, quick, workers, log)
         wall, machine_info = round(time.perf_counter() - start, 1), machine(device)
-        records = {name: (seconds, machine_info["device_name"]) for name, seconds in timings.items()}
+        records = {name: (seconds, machine_info["device"]) for name, seconds in timings.items()}
     timings = {name: seconds for name, (seconds, _) in records.items()}
     write_summary(outputs.runs, summary_path, wall_seconds=wall, workers=workers, machine=machine_info,
                   plan=[dict(asdict(s), estimate_seconds=round(estimate_seconds(s), 1),

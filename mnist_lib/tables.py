@@ -232,7 +232,7 @@ def recipes_frame(summary: Mapping[str, Any] | None = None):
 
 def plan_frame(summary: Mapping[str, Any]):
     """The executed plan: each step's budget, estimated and measured wall time, and the machine it
-    was measured on (a step whose runs were trained in several sittings has no measured time)."""
+    was measured on (its device; a step whose runs were trained in several sittings has no measured time)."""
     import pandas as pd
 
     rows = [{"step": s["name"].removeprefix(f"{s['dataset']}_"), "dataset": s["dataset"], "recipe": s["recipe"], "variants": str(len(s["variants"])),

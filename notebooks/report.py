@@ -159,7 +159,8 @@ change *helps* or *hurts* when p < 0.05 and *no evidence either way* otherwise.
 # %%
 tab.table("plan", tables.plan_frame(S), "The study plan: every notebook run, its training budget, and "
           "its estimated wall time (2-core CPU, two workers) and, where its runs were trained in one sitting "
-          "on one machine, the measured one and that machine (*on*). *images*: training images per epoch.")
+          "on one machine, the measured one and that machine's device (*on*; the machines are named below). "
+          "*images*: training images per epoch.")
 hw = S.get("hardware", [])
 planned = plan.planned_runs(S.get("plan", []))
 if len(hw) > 1:

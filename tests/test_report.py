@@ -74,7 +74,7 @@ def test_report_only_keeps_the_training_runs_wall_time_and_machine(quick):
     assert summary["wall_seconds"] == quick["trained"]["wall_seconds"] > 0
     assert summary["machine"] == quick["trained"]["machine"]
     assert [s["seconds"] for s in summary["plan"]] == [s["seconds"] for s in quick["trained"]["plan"]]
-    assert [s["ran_on"] for s in summary["plan"]] == [quick["trained"]["machine"]["device_name"]] * len(summary["plan"])
+    assert [s["ran_on"] for s in summary["plan"]] == [quick["trained"]["machine"]["device"]] * len(summary["plan"])
 
 
 def test_train_only_and_report_only_exclude_each_other(tmp_path):
@@ -258,7 +258,7 @@ def test_update_readme_fills_blocks_from_saved_json(tmp_path):
 
 
 def test_a_steps_measured_time_needs_all_its_runs_in_one_sitting_on_one_machine(tmp_path):
-    """Report-only after a study run in parts: a step gets a measured time (and its machine) from
+    """Report-only after a study run in parts: a step gets a measured time (and its device) from
     its runs only when all of them were trained together; one split across machines gets none."""
     import os
 
@@ -270,7 +270,7 @@ def test_a_steps_measured_time_needs_all_its_runs_in_one_sitting_on_one_machine(
     def fake(variant, seed, device_name, end):
         out = run_dir(tmp_path, "mnist", "tuned", variant, seed)
         out.mkdir(parents=True)
-        write_json(out / "metrics.json", {"environment": {"device": "x", "device_name": device_name},
+        write_json(out / "metrics.json", {"environment": {"device": device_name.lower(), "device_name": device_name},
                                           "history": [{"seconds": 10.0}] * 3})
         os.utime(out / "metrics.json", (end, end))
 
@@ -279,6 +279,6 @@ def test_a_steps_measured_time_needs_all_its_runs_in_one_sitting_on_one_machine(
     fake("custom_mlp", 0, "H200", t0 + 100), fake("custom_mlp", 1, "EPYC", t0 + 5000)
     outputs = Outputs(tmp_path, tmp_path / "images", tmp_path / "executed", tmp_path / "report")
     one = Step("lenet5", "lenet5", ("lenet5",), 3, (0, 1))
-    assert _step_record(one, outputs) == (140 - (100 - 30), "H200")
+    assert _step_record(one, outputs) == (140 - (100 - 30), "h200")
     assert _step_record(Step("custom_mlp", "custom_mlp", ("custom_mlp",), 3, (0, 1)), outputs) == (None, None)
     assert _step_record(Step("lenet5_3", "lenet5", ("lenet5",), 3, (0, 1, 2)), outputs) == (None, None)  # unfinished
