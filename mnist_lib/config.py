@@ -15,6 +15,7 @@ from mnist_lib.errors import MnistLibError
 
 MODEL_NAMES = ("lenet5", "custom_mlp", "lenet5_regularized")
 DATASETS = ("mnist", "fashion-mnist")
+DATASET_LABELS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}  # how the report and tables name them
 DATA_FORMATS = ("idx", "tar", "folder")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("none", "onecycle", "cosine")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from mnist_lib import stats
+from mnist_lib.config import DATASET_LABELS, DATASETS
 
 MODEL_NOTEBOOKS = ["lenet5", "custom_mlp", "lenet5_regularized"]
 
@@ -190,10 +191,10 @@ def convergence_frame(summary: Mapping[str, Any]):
     import pandas as pd
 
     rows = []
-    for c in summary.get("convergence", []):
+    for c in sorted(summary.get("convergence", []), key=lambda c: DATASETS.index(c["dataset"])):  # MNIST first
         short = summary[c["dataset"]][c["variant"]]
         long = summary["2x"][c["dataset"]][c["variant"]]
-        rows.append({"dataset": c["dataset"], "model": c["label"], "epochs": str(c["epochs"]),
+        rows.append({"dataset": DATASET_LABELS[c["dataset"]], "model": c["label"], "epochs": str(c["epochs"]),
                      "test acc (%)": fmt_row(short), "2x epochs": str(c["epochs_2x"]), "2x test acc (%)": fmt_row(long),
                      "gain": f"{c['gain']:+.2f}", "converged": "yes" if c["converged"] else "no"})
     return pd.DataFrame(rows)
@@ -298,7 +299,7 @@ def comparisons_frame(summary: Mapping[str, Any], recipe: str | None = None, dat
     whose row variant is one of these."""
     import pandas as pd
 
-    table = [{"dataset": c["dataset"], "recipe": c["recipe"], "row": c["label"], "baseline": c["baseline_label"],
+    table = [{"dataset": DATASET_LABELS[c["dataset"]], "recipe": c["recipe"], "row": c["label"], "baseline": c["baseline_label"],
              "difference [95% CI]": fmt_diff(c), "p": fmt_p(c["p"]), "verdict": c["verdict"],
              "gap (row / baseline)": "-" if c["gap"] is None or c["baseline_gap"] is None
              else f"{c['gap']:+.2f} / {c['baseline_gap']:+.2f}"}

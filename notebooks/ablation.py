@@ -78,6 +78,7 @@ elif importlib.util.find_spec("mnist_lib") is None:
 # %%
 from IPython.display import Markdown, display
 from mnist_lib import plots
+from mnist_lib.config import DATASET_LABELS
 from mnist_lib.notebook import check_grid, run_grid
 from mnist_lib.tables import ablation_frame, markdown_table
 
@@ -110,4 +111,4 @@ for recipe in recipes:
 # %%
 from mnist_lib.notebook import ablation_rows
 fig = plots.mean_std_figure(ablation_rows(summary, variants, recipes, dataset), runs[0].images_dir / "ablation.png",
-                            title=f"Regularization ablation on {dataset}: test accuracy, mean ± std over seeds")
+                            title=f"Regularization ablation on {DATASET_LABELS[dataset]}: test accuracy, mean ± std over seeds")

@@ -365,7 +365,7 @@ Dropout on top changes it by {diff_text(tuned_reg)}: *{tuned_reg["verdict"]}*.
 """)
 from mnist_lib.notebook import ablation_rows
 plots.mean_std_figure(ablation_rows(S, list(plan.COURSE_ABLATION), ["course"]), images_dir / "ablation.png",
-                      title="Regularization ablation on mnist: test accuracy, mean ± std over seeds")
+                      title="Regularization ablation on MNIST: test accuracy, mean ± std over seeds")
 plt.close("all")
 fig.show("ablation", images_dir / "ablation.png", "The course-recipe ablation: test accuracy per "
          "regularizer, mean ± std over five seeds; dots are single seeds.")

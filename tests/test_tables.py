@@ -45,6 +45,7 @@ def test_ablation_frame_gives_the_difference_interval_and_verdict(summary):
 
 def test_comparisons_frame_selects_by_recipe_and_row(summary):
     tuned = tables.comparisons_frame(summary, recipe="tuned", dataset="mnist")
+    assert set(tuned["dataset"]) == {"MNIST"}  # named as the report names it
     assert set(zip(tuned["row"], tuned["baseline"])) == {("LeNet-5", "none"), ("LeNet-5, shifts only (no rotation)", "LeNet-5")}
     shifts = tables.comparisons_frame(summary, recipe="tuned", rows=["lenet5_shift"])
     assert list(shifts["row"]) == ["LeNet-5, shifts only (no rotation)"] and shifts["verdict"][0] == "no evidence either way"
