@@ -60,6 +60,8 @@ LABELS = {
     "ablation_batchnorm_dropout_augmentation": "BatchNorm + Dropout + augmentation",
 }
 DEFAULT_RECIPE = "tuned"
+# The shifts-only rows and the headline rows they are compared with (rotation + shifts).
+SHIFT_ROWS = {"lenet5_shift": "lenet5", "custom_mlp_shift": "custom_mlp"}
 # The study's questions: (dataset, recipe, row, baseline), each answered by Welch's t-test.
 COMPARISONS = [
     *[("mnist", "course", v, "ablation_none") for v in ABLATION[1:]],
@@ -69,8 +71,7 @@ COMPARISONS = [
     ("mnist", "tuned", "lenet5_batchnorm", "lenet5"),  # BatchNorm on top of the project's recipe
     ("mnist", "tuned", "lenet5_regularized", "lenet5"),  # BatchNorm + Dropout on top of it
     ("fashion-mnist", "tuned", "lenet5_regularized", "lenet5"),
-    ("mnist", "tuned", "lenet5_shift", "lenet5"),  # does the rotation earn its cost?
-    ("mnist", "tuned", "custom_mlp_shift", "custom_mlp"),
+    *[("mnist", "tuned", row, baseline) for row, baseline in SHIFT_ROWS.items()],  # does the rotation earn its cost?
 ]
 # Fields that say how a run was executed, not what was trained: a run is reusable across them.
 EXECUTION_FIELDS = {"progress", "device", "threads", "data_dir", "download", "eval_batch_size"}

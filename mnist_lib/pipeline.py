@@ -318,10 +318,11 @@ def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = 
         wall, machine_info = round(time.perf_counter() - start, 1), machine(device)
         records = {name: (seconds, machine_info["device"]) for name, seconds in timings.items()}
     timings = {name: seconds for name, (seconds, _) in records.items()}
-    write_summary(outputs.runs, summary_path, wall_seconds=wall, workers=workers, machine=machine_info,
-                  plan=[dict(asdict(s), estimate_seconds=round(estimate_seconds(s), 1),
-                             seconds=records.get(s.name, (None, None))[0], ran_on=records.get(s.name, (None, None))[1])
-                        for s in steps])
+    recorded = []
+    for s in steps:
+        seconds, ran_on = records.get(s.name, (None, None))  # a skipped step has no record
+        recorded.append(dict(asdict(s), estimate_seconds=round(estimate_seconds(s), 1), seconds=seconds, ran_on=ran_on))
+    write_summary(outputs.runs, summary_path, wall_seconds=wall, workers=workers, machine=machine_info, plan=recorded)
     if train_only:
         log(f"wrote {_rel(summary_path)}: the study took {seconds_text(wall)}; render the report with --report-only")
         return {"summary": summary_path, "seconds": wall, "timings": timings, "outputs": outputs}

@@ -546,25 +546,25 @@ else:
 # row gives the cost of an epoch with that augmentation.
 
 # %%
-shift_rows = {"lenet5_shift": "lenet5", "custom_mlp_shift": "custom_mlp"}
-shift_cs = {r: comparison(S, r, b) for r, b in shift_rows.items()}
+from mnist_lib.experiments import SHIFT_ROWS
+shift_cs = {r: comparison(S, r, b) for r, b in SHIFT_ROWS.items()}
 if any(c["diff"] is not None for c in shift_cs.values()):
-    tab.table("shifts", tables.comparisons_frame(S, recipe="tuned", dataset="mnist", rows=list(shift_rows))
+    tab.table("shifts", tables.comparisons_frame(S, recipe="tuned", dataset="mnist", rows=list(SHIFT_ROWS))
               .drop(columns=["dataset", "recipe"], errors="ignore"),
               "Shifts only against rotation + shifts (the headline rows): MNIST, tuned recipe, same seeds and epochs.")
     cost = {}
     if bench:
         per_epoch = {(r["pipeline"], r["model"]): r["seconds_per_epoch"] for r in bench["results"]}
-        cost = {b: (per_epoch[("study", b)], per_epoch[("shifts only", b)]) for b in shift_rows.values()
+        cost = {b: (per_epoch[("study", b)], per_epoch[("shifts only", b)]) for b in SHIFT_ROWS.values()
                 if ("shifts only", b) in per_epoch}
     present = {r: c for r, c in shift_cs.items() if c["diff"] is not None}  # a quick run makes one of them
     cost_text = ("" if not cost else f" In the benchmark ({tab.ref('bench')}) an epoch with shifts only takes " +
                  ", ".join(f"{new:.2f} s instead of {old:.2f} s for {LABELS[b]} (a ratio of {old / new:.2f})"
                            for b, (old, new) in cost.items()) + ".")
-    say("Without the rotation, " + "; ".join(f"{LABELS[shift_rows[r]]}'s test accuracy changes by {diff_text(c)}: "
+    say("Without the rotation, " + "; ".join(f"{LABELS[SHIFT_ROWS[r]]}'s test accuracy changes by {diff_text(c)}: "
                                              f"*{c['verdict']}*" for r, c in present.items())
         + f" ({tab.ref('shifts')}).{cost_text}")
-    verdicts = {shift_rows[r]: c["verdict"] for r, c in present.items()}
+    verdicts = {SHIFT_ROWS[r]: c["verdict"] for r, c in present.items()}
     worse = [LABELS[b] for b, v in verdicts.items() if v == "hurts"]
     better = [LABELS[b] for b, v in verdicts.items() if v == "helps"]
     say(" ".join(filter(None, [
