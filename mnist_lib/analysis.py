@@ -129,26 +129,84 @@ def shift_table(models_by_name: Mapping[str, nn.Module | Sequence[nn.Module]], s
 
 # --------------------------------------------------------------------------- figures
 
-@torch.inference_mode()
-def conv1_maps(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
-    """conv1's feature maps of one normalized image (C x H x W) after conv1, the model's bn1
-    (LeNet5Regularized; identity otherwise) and ReLU: what the first pooling layer receives."""
-    model.eval()
-    x = image.reshape(1, 1, *image.shape[-2:]).float().to(model.conv1.weight.device)
-    z = model.conv1(x)
-    bn1 = getattr(model, "bn1", None)
-    return F.relu(bn1(z) if bn1 is not None else z)[0].cpu()
+# --------------------------------------------------------------------------- a run's record
+
+def conv1_record(model: nn.Module) -> dict[str, Any] | None:
+    """conv1's weights and bias, and bn1's affine and running statistics where the model has
+    BatchNorm: all the feature maps need, small enough for metrics.json (None without conv1)."""
+    conv = getattr(model, "conv1", None)
+    if not isinstance(conv, nn.Conv2d):
+        return None
+    bn = getattr(model, "bn1", None)
+    as_list = lambda t: t.detach().cpu().double().tolist()
+    record = {"weight": as_list(conv.weight), "bias": as_list(conv.bias), "padding": conv.padding[0], "bn": None}
+    if isinstance(bn, nn.BatchNorm2d):
+        record["bn"] = {"weight": as_list(bn.weight), "bias": as_list(bn.bias), "running_mean": as_list(bn.running_mean),
+                        "running_var": as_list(bn.running_var), "eps": bn.eps}
+    return record
 
 
-def conv1_figure(model: nn.Module, image: torch.Tensor, path: str | Path | None = None,
+def run_record(model: nn.Module, data, shifts: bool = False) -> dict[str, Any]:
+    """What the notebooks and the report draw from a trained model, computed once when its run
+    finishes, so the run folder's metrics.json is enough without model.pt: the test images it
+    gets wrong (index, predicted class), conv1's parameters, and (``shifts``) its accuracy on
+    shifted test images (`shift_accuracy`)."""
+    from mnist_lib.train import predict
+
+    test = data.test
+    predicted = predict(model, test).to(test.labels.device)
+    wrong = (predicted != test.labels).nonzero().flatten().tolist()
+    record = {"test_wrong": [[i, int(predicted[i])] for i in wrong], "conv1": conv1_record(model)}
+    if shifts:
+        record["shift_acc"] = {str(s): acc for s, acc in shift_accuracy(model, test).items()}
+    return record
+
+
+def recorded_predictions(metrics: dict[str, Any], labels: torch.Tensor) -> torch.Tensor:
+    """A finished run's test predictions from its record: the labels, but where it was wrong."""
+    predicted = torch.as_tensor(labels).clone().cpu()
+    for index, label in metrics["analysis"]["test_wrong"]:
+        predicted[index] = label
+    return predicted
+
+
+def recorded_shift_table(metrics_by_name: Mapping[str, Sequence[dict[str, Any]]]):
+    """`shift_table` from run records: one row per name, the mean over its runs' ``shift_acc``."""
+    import pandas as pd
+
+    rows = {}
+    for name, runs in metrics_by_name.items():
+        per_run = [m["analysis"]["shift_acc"] for m in runs if m.get("analysis", {}).get("shift_acc")]
+        if per_run:
+            rows[name] = {int(s): float(np.mean([acc[s] for acc in per_run])) for s in per_run[0]}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    frame.columns.name = "shift (px)"
+    return frame
+
+
+def conv1_maps(conv1: dict[str, Any], image: torch.Tensor) -> torch.Tensor:
+    """conv1's feature maps of one normalized image (C x H x W) from a `conv1_record`: after the
+    convolution, bn1 (in eval mode, where the model has it) and ReLU: what the first pooling
+    layer receives."""
+    x = image.reshape(1, 1, *image.shape[-2:]).double()
+    z = F.conv2d(x, torch.tensor(conv1["weight"]), torch.tensor(conv1["bias"]), padding=conv1["padding"])
+    bn = conv1["bn"]
+    if bn is not None:
+        z = F.batch_norm(z, torch.tensor(bn["running_mean"]), torch.tensor(bn["running_var"]),
+                         torch.tensor(bn["weight"]), torch.tensor(bn["bias"]), training=False, eps=bn["eps"])
+    return F.relu(z)[0].float()
+
+
+def conv1_figure(conv1: dict[str, Any], image: torch.Tensor, path: str | Path | None = None,
                  title: str | None = None, label: Any = None) -> plt.Figure:
     """conv1's learned 5x5 filters (top row; diverging colormap centred at 0, one scale for all)
     and their feature maps of one normalized test digit (bottom row, after ReLU, one scale for
     all), with the digit itself at the bottom left."""
-    weights = model.conv1.weight.detach().cpu()[:, 0].numpy()  # C x 5 x 5
-    maps = conv1_maps(model, image).numpy()
+    weights = np.asarray(conv1["weight"])[:, 0]  # C x 5 x 5
+    maps = conv1_maps(conv1, image).numpy()
     n = len(weights)
-    has_bn = isinstance(getattr(model, "bn1", None), nn.BatchNorm2d)
+    has_bn = conv1["bn"] is not None
     after = "BN + ReLU" if has_bn else "ReLU"
     fig, axes = plt.subplots(2, n + 1, figsize=(9, 3.6), gridspec_kw={"wspace": 0.12, "hspace": 0.25})
     wmax = float(np.abs(weights).max()) or 1.0
@@ -170,7 +228,7 @@ def conv1_figure(model: nn.Module, image: torch.Tensor, path: str | Path | None 
         bar = fig.colorbar(im, ax=list(axes[row, 1:]), fraction=0.025, pad=0.015)
         bar.ax.tick_params(labelsize=8)
         bar.set_label(text, fontsize=8)
-    fig.suptitle(title or f"{type(model).__name__}: conv1 filters and feature maps", fontsize=11)
+    fig.suptitle(title or "conv1 filters and feature maps", fontsize=11)
     return save(fig, path)
 
 

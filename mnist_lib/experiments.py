@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from mnist_lib import stats
+from mnist_lib.analysis import run_record
 from mnist_lib.config import DATASETS, PRESETS, TrainConfig
 from mnist_lib.data import DataSplits, load_data
-from mnist_lib.errors import MnistLibError
+from mnist_lib.errors import Diverged, MnistLibError
 from mnist_lib.files import read_json, write_json
-from mnist_lib.train import CHECKPOINT, METRICS, _check_resumable, load_checkpoint, load_model, train
+from mnist_lib.train import (CHECKPOINT, METRICS, _check_resumable, environment, load_checkpoint, load_model,
+                             select_device, train)
 
 # Everything a variant changes on top of a recipe (PRESETS). All stay at most 62k parameters.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -27,10 +29,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # a candidate for the best variant: BatchNorm without Dropout (Dropout may not help a
     # 62k-parameter net that augmentation already regularizes)
     "lenet5_batchnorm": dict(model="lenet5", batchnorm=True),
-    # the augmentation's price: whole-pixel shifts only, no rotation (a gather instead of an affine
-    # resampling, about a tenth of its cost); not best-variant candidates: they answer a speed question
-    "lenet5_shift": dict(model="lenet5", augment_mode="shift"),
-    "custom_mlp_shift": dict(model="custom_mlp", augment_mode="shift"),
+    # does rotation earn its cost? The recipe's augmentation is whole-pixel shifts; this row adds
+    # +-10 degree rotations (an affine resampling, ~13% of a LeNet-5 epoch on the CPU)
+    "lenet5_rotation": dict(model="lenet5", augment_mode="affine"),
     # the regularization ablation: every regularizer set explicitly, so a row means the same
     # thing under either recipe; one regularizer is added per row
     "ablation_none": dict(model="lenet5", weight_decay=0.0, augment=False),
@@ -50,8 +51,7 @@ LABELS = {
     "custom_mlp": "CustomMLP",
     "lenet5_regularized": "LeNet5_Regularized",
     "lenet5_batchnorm": "LeNet-5 + BatchNorm (no Dropout)",
-    "lenet5_shift": "LeNet-5, shifts only (no rotation)",
-    "custom_mlp_shift": "CustomMLP, shifts only (no rotation)",
+    "lenet5_rotation": "LeNet-5, shifts + rotations",
     "ablation_none": "none",
     "ablation_batchnorm": "BatchNorm only",
     "ablation_dropout": "Dropout only",
@@ -60,8 +60,8 @@ LABELS = {
     "ablation_batchnorm_dropout_augmentation": "BatchNorm + Dropout + augmentation",
 }
 DEFAULT_RECIPE = "tuned"
-# The shifts-only rows and the headline rows they are compared with (rotation + shifts).
-SHIFT_ROWS = {"lenet5_shift": "lenet5", "custom_mlp_shift": "custom_mlp"}
+# The rotation row and the headline row it is compared with (shifts only).
+ROTATION_ROWS = {"lenet5_rotation": "lenet5"}
 # The study's questions: (dataset, recipe, row, baseline), each answered by Welch's t-test.
 COMPARISONS = [
     *[("mnist", "course", v, "ablation_none") for v in ABLATION[1:]],
@@ -71,7 +71,9 @@ COMPARISONS = [
     ("mnist", "tuned", "lenet5_batchnorm", "lenet5"),  # BatchNorm on top of the project's recipe
     ("mnist", "tuned", "lenet5_regularized", "lenet5"),  # BatchNorm + Dropout on top of it
     ("fashion-mnist", "tuned", "lenet5_regularized", "lenet5"),
-    *[("mnist", "tuned", row, baseline) for row, baseline in SHIFT_ROWS.items()],  # does the rotation earn its cost?
+    *[("mnist", "tuned", row, baseline) for row, baseline in ROTATION_ROWS.items()],  # does the rotation earn its cost?
+    ("mnist", "tuned", "lenet5", "custom_mlp"),  # the writeup's two models, same size
+    ("mnist", "course", "lenet5", "custom_mlp"),
 ]
 # Fields that say how a run was executed, not what was trained: a run is reusable across them.
 EXECUTION_FIELDS = {"progress", "device", "threads", "data_dir", "download", "eval_batch_size"}
@@ -146,19 +148,66 @@ def run_seeds(variant: str, seeds: Iterable[int], runs: str | Path = "runs", rec
         seeded = config.replace(seed=seed)
         out = run_dir(runs, seeded.dataset, recipe, variant, seed)
         label = f"{variant} seed {seed}"
-        # Reuse needs the model too: committed metrics.json files come without their model.pt.
-        if not retrain and (out / METRICS).exists() and (out / "model.pt").exists():
+        if not retrain and (out / METRICS).exists():
             saved = read_json(out / METRICS)
-            if _same_training(saved["config"], seeded):
+            why = _not_reusable(saved, seeded)
+            if why is None:
                 print(f"{label}: reusing the finished run in {out}")
                 results.append(saved)
                 continue
+            print(f"{label}: training again: {why}")
         resume = not retrain and _resumable(out, seeded, label)
         if data is None:
             data = load_data(config.dataset, config.data_dir, config.data_format, config.val_size,
                              config.limit, config.download)
-        results.append(train(seeded, out, data=data, resume=resume, overwrite=not resume).metrics)
+        shifts = variant in SEED_MODELS and seeded.dataset == "mnist"  # the report's shift-robustness rows
+        try:
+            results.append(train(seeded, out, data=data, resume=resume, overwrite=not resume,
+                                 record=lambda model, d: run_record(model, d, shifts)).metrics)
+        except Diverged as exc:
+            print(f"{label}: {exc}")
+            results.append(_diverged_record(seeded, out, exc))
     return results
+
+
+def current_environment(config: TrainConfig) -> dict[str, str]:
+    """What a run's numbers may depend on besides its config: the torch build and the kind of device."""
+    import torch
+
+    return {"torch": torch.__version__, "device_type": select_device(config.device).type}
+
+
+def _recorded_environment(metrics: dict[str, Any]) -> dict[str, str]:
+    env = metrics.get("environment", {})
+    return {"torch": env.get("torch"), "device_type": str(env.get("device", "")).split(":")[0]}
+
+
+def _not_reusable(saved: dict[str, Any], config: TrainConfig) -> str | None:
+    """Why a finished run cannot stand for ``config`` in this study (None: it can). One study is one
+    environment, so a run trained with another torch build or on another kind of device is
+    trained again; a run must also carry its record (metrics.json's "analysis")."""
+    if not _same_training(saved["config"], config):
+        return "it was trained with another config"
+    here, there = current_environment(config), _recorded_environment(saved)
+    if here != there:
+        return f"it was trained with torch {there['torch']} on {there['device_type']}, this study runs torch " \
+               f"{here['torch']} on {here['device_type']}"
+    if "analysis" not in saved and "diverged" not in saved:
+        return "its metrics.json has no record (analysis) of the kept model"
+    return None
+
+
+def _diverged_record(config: TrainConfig, out: Path, exc: Diverged) -> dict[str, Any]:
+    """metrics.json of a run that diverged: its epochs before that, counted as a failed run."""
+    import torch
+
+    metrics = {"config": config.to_dict(), "environment": environment(select_device(config.device), config),
+               "params": None, "history": exc.history, "selected_epoch": None, "diverged": str(exc),
+               "final": {"test_acc": None, "val_acc": None, "test_loss": None, "train_acc": None,
+                         "train_eval_acc": None}}
+    write_json(out / METRICS, metrics)
+    (out / CHECKPOINT).unlink(missing_ok=True)
+    return metrics
 
 
 def load_run(path: str | Path) -> tuple[dict[str, Any], Any]:
@@ -173,7 +222,7 @@ def aggregate(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     that learned. A failed run (test accuracy near chance) is counted in ``failed`` and kept
     out of every mean."""
     test = [m["final"]["test_acc"] for m in metrics]
-    ok = [not bad for bad in stats.failed(test)]
+    ok = [not bad for bad in stats.failed(test)]  # a diverged run (test_acc None) failed too
 
     def per_seed(key: str) -> list[Any]:
         return [m["final"].get(key) for m in metrics]
@@ -202,9 +251,11 @@ def aggregate(metrics: list[dict[str, Any]]) -> dict[str, Any]:
         "gap_mean": gap_mean,  # train_eval_acc - test_acc, runs that learned
         "gap_std": gap_std,
         "selected_epoch": [m["selected_epoch"] for m in metrics],
+        "diverged": [m["config"]["seed"] for m in metrics if "diverged" in m],
         "epochs": metrics[0]["config"]["epochs"],
-        "train_size": metrics[0].get("sizes", {}).get("train"),
-        "params": metrics[0]["params"],
+        "lr": metrics[0]["config"]["lr"],
+        "train_size": next((m["sizes"]["train"] for m in metrics if "sizes" in m), None),
+        "params": next((m["params"] for m in metrics if m["params"]), None),
         "seconds": sum(sum(e["seconds"] for e in m["history"]) for m in metrics),
         "train_seconds": sum(sum(e["train_seconds"] for e in m["history"]) for m in metrics),
     }
@@ -329,6 +380,9 @@ def study_summary(runs: str | Path, **extra: Any) -> dict[str, Any]:
     summary: dict[str, Any] = summarize(runs)
     summary["2x"] = summarize(runs / "2x")
     summary["stability"] = summarize(runs / "stability")
+    lr_dir = runs / "lr"
+    summary["lr_sweep"] = {p.name: summarize(p) for p in sorted(lr_dir.iterdir(), key=lambda p: float(p.name))
+                           } if lr_dir.is_dir() else {}
     summary["comparisons"] = comparisons(summary)
     summary["convergence"] = convergence(summary, summary["2x"])
     summary["hardware"] = hardware(runs)

@@ -181,12 +181,12 @@ def check_report_parameters(runs_dir: Any = "runs", images_dir: Any = "images", 
 # --------------------------------------------------------------------------- per-model analysis
 
 def seed_predictions(run: NotebookRun, data) -> dict[int, Any]:
-    """Test-set predictions of each seed's kept model (CPU), by seed."""
-    from mnist_lib.experiments import load_run
-    from mnist_lib.train import predict
+    """Test-set predictions of each seed's kept model (CPU), by seed, from the runs' records."""
+    from mnist_lib.analysis import recorded_predictions
+    from mnist_lib.train import read_metrics
 
-    test = data.test.to("cpu")
-    return {seed: predict(load_run(path)[1], test) for seed, path in zip(run.seeds, run.run_dirs())}
+    labels = data.test.labels.cpu()
+    return {seed: recorded_predictions(read_metrics(path), labels) for seed, path in zip(run.seeds, run.run_dirs())}
 
 
 def per_class_frame(labels, predictions: dict[int, Any], class_names: Sequence[str]):
@@ -302,12 +302,14 @@ def run_grid(runs: Sequence[NotebookRun], data=None) -> dict[str, dict[str, Any]
 
 def ablation_rows(summary: dict[str, Any], variants: Sequence[str], recipes: Sequence[str],
                   dataset: str = "mnist") -> list[dict[str, Any]]:
-    """Rows for plots.mean_std_figure: one per variant and recipe."""
+    """Rows for plots.mean_std_figure: one per variant and recipe with a run that did not diverge
+    (a diverged run has no test accuracy; the tables count it)."""
     from mnist_lib.experiments import LABELS, summary_key
 
     entries = summary.get(dataset, {})
-    return [{"label": LABELS[v], "values": entries[summary_key(v, r)]["test_acc"], "recipe": r}
-            for v in variants for r in recipes if summary_key(v, r) in entries]
+    rows = [{"label": LABELS[v], "values": [a for a in entries[summary_key(v, r)]["test_acc"] if a is not None],
+             "recipe": r} for v in variants for r in recipes if summary_key(v, r) in entries]
+    return [row for row in rows if row["values"]]
 
 
 def compared_models(summary: dict[str, Any], dataset: str = "mnist") -> list[str]:

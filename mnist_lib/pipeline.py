@@ -165,6 +165,8 @@ def step_parameters(step: "Step", variant: str | None, outputs: Outputs, device:
                                   runs_dir=_rel(runs), images_dir=_rel(figures), retrain=retrain)
     if step.limit is not None:
         params["limit"] = step.limit
+    if step.lr is not None:
+        params["lr"] = step.lr
     if quick:
         params["val_size"] = QUICK_VAL
     if step.dataset == "mnist" and data_dir:

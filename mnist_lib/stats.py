@@ -12,9 +12,10 @@ ALPHA = 0.05
 VERDICTS = ("helps", "hurts", "no evidence either way")
 
 
-def failed(test_acc: Sequence[float]) -> list[bool]:
-    """Which runs stayed near chance: they are counted and reported, never averaged in."""
-    return [a < FAILED_BELOW for a in test_acc]
+def failed(test_acc: Sequence[float | None]) -> list[bool]:
+    """Which runs stayed near chance or diverged (None): they are counted and reported, never
+    averaged in."""
+    return [a is None or a < FAILED_BELOW for a in test_acc]
 
 
 def learned(values: Sequence[float], test_acc: Sequence[float]) -> list[float]:

@@ -10,7 +10,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from mnist_lib.config import TrainConfig
 from mnist_lib.data import DataSplits, Split, augment_batch, batches, load_data, shift_batch
-from mnist_lib.errors import MnistLibError
+from mnist_lib.errors import Diverged, MnistLibError
 from mnist_lib.files import ensure_writable_dir, read_json, write_json, write_torch
 from mnist_lib.models import build_model, count_parameters
 
@@ -214,11 +214,14 @@ class TrainResult:
 
 
 def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSplits | None = None,
-          resume: bool = False, overwrite: bool = False) -> TrainResult:
+          resume: bool = False, overwrite: bool = False,
+          record: Callable[[nn.Module, DataSplits], dict[str, Any]] | None = None) -> TrainResult:
     """Train ``config.model``; with ``out_dir``, also write the run folder.
 
     The kept model is the epoch with the best validation accuracy (the last epoch when
-    ``val_size`` is 0); test numbers are recorded but never used to choose.
+    ``val_size`` is 0); test numbers are recorded but never used to choose. ``record`` computes
+    what is kept from the kept model besides its numbers (metrics.json's "analysis").
+    A non-finite loss raises `Diverged` with the epochs finished before it.
     """
     config.validate()
     out = Path(out_dir) if out_dir is not None else None
@@ -289,7 +292,7 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
             losses[step] = loss.detach() * len(y)
             correct += (logits.detach().argmax(1) == y).sum()
             if (step + 1) % NAN_CHECK_EVERY == 0 or step + 1 == steps_per_epoch:
-                _check_finite(losses, step, epoch, config.lr)
+                _check_finite(losses, step, epoch, config.lr, history)
             bar.update(1)
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -300,8 +303,8 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
         test_loss, test_acc = evaluate(model, data.test, config.eval_batch_size)
         if not (math.isfinite(test_loss) and (math.isfinite(val_loss) or not len(data.val))):
             # the last step's update can break the weights after its loss was checked
-            raise MnistLibError(f"training diverged: the evaluation loss became {test_loss if not math.isfinite(test_loss) else val_loss} "
-                                f"after epoch {epoch}, step {steps_per_epoch}; lower lr (now {config.lr}) and start again")
+            raise Diverged(f"training diverged: the evaluation loss became {test_loss if not math.isfinite(test_loss) else val_loss} "
+                                f"after epoch {epoch}, step {steps_per_epoch}; lower lr (now {config.lr}) and start again", history)
         entry = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
                  "val_loss": val_loss if len(data.val) else None, "val_acc": val_acc if len(data.val) else None,
                  "test_loss": test_loss, "test_acc": test_acc, "train_seconds": train_seconds,
@@ -335,6 +338,8 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
         "final": {**history[best_epoch - 1], "train_eval_loss": train_eval_loss, "train_eval_acc": train_eval_acc},
         "sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
     }
+    if record is not None:
+        metrics["analysis"] = record(model, data)
     if out is not None:
         write_torch(out / MODEL, best_state)
         write_json(out / METRICS, metrics)  # last: its presence marks a finished run
@@ -342,12 +347,12 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
     return TrainResult(metrics, model, data)
 
 
-def _check_finite(losses: torch.Tensor, step: int, epoch: int, lr: float) -> None:
+def _check_finite(losses: torch.Tensor, step: int, epoch: int, lr: float, history: list[dict[str, Any]]) -> None:
     seen = losses[: step + 1]
     if not bool(torch.isfinite(seen).all()):
         bad = int((~torch.isfinite(seen)).nonzero()[0])
-        raise MnistLibError(f"training diverged: the loss became {seen[bad].item()} at epoch {epoch}, "
-                            f"step {bad + 1}; lower lr (now {lr}) and start again")
+        raise Diverged(f"training diverged: the loss became {seen[bad].item()} at epoch {epoch}, "
+                       f"step {bad + 1}; lower lr (now {lr}) and start again", history)
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, Any]:

@@ -27,8 +27,8 @@
 # (the project recipe without its rotation, compared with the headline rows in the report).
 #
 # **Parameters** (the cell tagged `parameters`; papermill: `-p NAME VALUE`, or `-y "seeds: [0, 1]"`):
-# `dataset`, `recipes`, `variants` (the first is the baseline), `seeds`, `epochs` (`None`: the recipe's
-# value), `limit`, `val_size`, `data_dir` (`None`: `$MNIST_DATA_DIR`, else `./data`), `device`, `runs_dir`
+# `dataset`, `recipes`, `variants` (the first is the baseline), `seeds`, `epochs` and `lr` (`None`: the
+# recipe's value), `limit`, `val_size`, `data_dir` (`None`: `$MNIST_DATA_DIR`, else `./data`), `device`, `runs_dir`
 # and `images_dir` (relative to the working directory), `retrain`, `REPO_URL`.
 #
 # **Run it anywhere.** In a checkout of the repository (Jupyter, papermill) the setup cell finds
@@ -49,6 +49,7 @@ variants = ["ablation_none",
             "ablation_batchnorm_dropout_augmentation"]  # mnist_lib.experiments.ABLATION; the first is the baseline
 seeds = [0, 1, 2]
 epochs = None
+lr = None  # the recipe's learning rate, unless given (the learning-rate sweep)
 limit = None
 val_size = None
 data_dir = None
@@ -83,7 +84,7 @@ from mnist_lib.notebook import check_grid, run_grid
 from mnist_lib.tables import ablation_frame, markdown_table
 
 runs = check_grid(variants, recipes, seeds=seeds, dataset=dataset, runs_dir=runs_dir, images_dir=images_dir,
-                  retrain=retrain, epochs=epochs, limit=limit, val_size=val_size, data_dir=data_dir, device=device)
+                  retrain=retrain, epochs=epochs, lr=lr, limit=limit, val_size=val_size, data_dir=data_dir, device=device)
 display(Markdown(f"{len(runs)} variant × recipe combinations, seeds {runs[0].seeds}, {runs[0].dataset}."))
 
 # %% [markdown]
@@ -110,5 +111,7 @@ for recipe in recipes:
 
 # %%
 from mnist_lib.notebook import ablation_rows
-fig = plots.mean_std_figure(ablation_rows(summary, variants, recipes, dataset), runs[0].images_dir / "ablation.png",
-                            title=f"Regularization ablation on {DATASET_LABELS[dataset]}: test accuracy, mean ± std over seeds")
+rows = ablation_rows(summary, variants, recipes, dataset)  # a row whose every run diverged has nothing to draw
+if rows:
+    fig = plots.mean_std_figure(rows, runs[0].images_dir / "ablation.png",
+                                title=f"Regularization ablation on {DATASET_LABELS[dataset]}: test accuracy, mean ± std over seeds")
