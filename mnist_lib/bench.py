@@ -47,7 +47,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 import mnist_lib
-from mnist_lib.config import MODEL_NAMES, TrainConfig
+from mnist_lib.config import TrainConfig
+from mnist_lib.registry import MODELS
 from mnist_lib.bench_results import targets_met
 from mnist_lib.course import CoursePngDataset, course_transform, write_course_pngs
 from mnist_lib.data import DataSplits, Split, load_data, load_split, split_train_val
@@ -210,16 +211,16 @@ def peak_memory(data_dir: str | None, device: str, threads: int | None, limit: i
 
 def _check_args(models: Sequence[str], repeats: int, epochs: int, batch_size: int, limit: int | None,
                 threads: int | None) -> None:
-    unknown = [m for m in models if m not in MODEL_NAMES]
+    unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
-        raise MnistLibError(f"model(s) {', '.join(unknown) or '(none)'} unknown: choose from {', '.join(MODEL_NAMES)}")
+        raise MnistLibError(f"model(s) {', '.join(unknown) or '(none)'} unknown: choose from {', '.join(MODELS)}")
     for name, value in (("repeats", repeats), ("epochs", epochs), ("batch_size", batch_size),
                         ("limit", limit), ("threads", threads)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise MnistLibError(f"{name} must be a positive integer, got {value!r}")
 
 
-def run_bench(models: Sequence[str] = MODEL_NAMES, repeats: int = 3, epochs: int = 1, batch_size: int = 64,
+def run_bench(models: Sequence[str] = tuple(MODELS), repeats: int = 3, epochs: int = 1, batch_size: int = 64,
               limit: int | None = None, data_dir: str | None = None, device: str = "auto",
               threads: int | None = 1, time_to_99: bool = True, memory: bool = True,
               progress: bool = True, study: dict[str, Any] | None = None, seeds: int = 5) -> dict[str, Any]:

@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from mnist_lib.config import PRESETS, TrainConfig
+from mnist_lib.config import DATASETS, PRESETS, TrainConfig
 from mnist_lib.errors import MnistLibError
+from mnist_lib.registry import MODELS
 
 EXIT_BAD_INPUT = 2
 
@@ -69,14 +70,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_params(args: argparse.Namespace) -> int:
-    from mnist_lib.models import DISPLAY_NAMES, MODELS, build_model, parameter_frame
+    from mnist_lib.models import build_model, parameter_frame
 
     names = [args.model] if args.model else list(MODELS)
     for name in names:
         frame = parameter_frame(build_model(name))
-        print(f"{DISPLAY_NAMES[name]} ({name})")
+        print(f"{MODELS[name]} ({name})")
         print(frame.to_string(index=False, formatters={c: "{:,}".format for c in ("weights", "biases", "total")}))
-        print(f"Total parameters for {DISPLAY_NAMES[name]}: {int(frame.total.iloc[-1]):,}\n")
+        print(f"Total parameters for {MODELS[name]}: {int(frame.total.iloc[-1]):,}\n")
     return 0
 
 
@@ -151,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("params", help="print each model's per-layer parameter table")
-    p.add_argument("--model", choices=["lenet5", "custom_mlp", "lenet5_regularized"])
+    p.add_argument("--model", choices=list(MODELS))
     p.set_defaults(func=cmd_params)
 
     p = sub.add_parser("train", help="train one model, write metrics.json and model.pt")
@@ -171,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export-tar", help="write the course's train.tar/test.tar from IDX files")
     p.add_argument("--out", required=True)
     p.add_argument("--data-dir")
-    p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
+    p.add_argument("--dataset", default="mnist", choices=list(DATASETS))
     p.set_defaults(func=cmd_export_tar)
 
     p = sub.add_parser("bench", help="time training: the engine against the course's per-sample PNG pipeline")
@@ -181,8 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="timed runs per (pipeline, model); the median is reported")
     p.add_argument("--epochs", type=int, default=1, help="epochs per timed run (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=64, help="both pipelines' batch size (default: %(default)s)")
-    p.add_argument("--models", nargs="+", choices=["lenet5", "custom_mlp", "lenet5_regularized"],
-                   default=["lenet5", "custom_mlp", "lenet5_regularized"])
+    p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     p.add_argument("--data-dir")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=1,

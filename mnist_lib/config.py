@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mnist_lib.errors import MnistLibError
+from mnist_lib.registry import MODELS, VARIANTS
 
-MODEL_NAMES = ("lenet5", "custom_mlp", "lenet5_regularized")
 DATASETS = ("mnist", "fashion-mnist")
 DATASET_LABELS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}  # how the report and tables name them
 DATA_FORMATS = ("idx", "tar", "folder")
@@ -91,16 +91,16 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Raise MnistLibError naming the first bad parameter; return self when all are fine."""
-        _choice("model", self.model, MODEL_NAMES)
-        _choice("dataset", self.dataset, DATASETS)
-        _choice("data_format", self.data_format, DATA_FORMATS)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("augment_mode", self.augment_mode, AUGMENT_MODES)
-        _choice("memory_format", self.memory_format, MEMORY_FORMATS)
+        choice("model", self.model, tuple(MODELS))
+        choice("dataset", self.dataset, DATASETS)
+        choice("data_format", self.data_format, DATA_FORMATS)
+        choice("optimizer", self.optimizer, OPTIMIZERS)
+        choice("schedule", self.schedule, SCHEDULES)
+        choice("augment_mode", self.augment_mode, AUGMENT_MODES)
+        choice("memory_format", self.memory_format, MEMORY_FORMATS)
         if self.augment_mode == "shift" and isinstance(self.augment_shift, (int, float)) and self.augment_shift != int(self.augment_shift):
             raise MnistLibError(f"augment_mode 'shift' moves whole pixels: augment_shift must be a whole number, got {self.augment_shift}")
-        _choice("device", self.device.split(":")[0] if isinstance(self.device, str) else self.device, DEVICES)
+        choice("device", self.device.split(":")[0] if isinstance(self.device, str) else self.device, DEVICES)
         if self.data_dir is not None and not isinstance(self.data_dir, str):
             raise MnistLibError(f"data_dir must be a path string or None, got {self.data_dir!r}")
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -163,7 +163,18 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> None:
+def variant_config(variant: str, recipe: str = "tuned", **overrides: Any) -> TrainConfig:
+    """The TrainConfig of a named variant under a named recipe; ``None`` overrides are ignored,
+    so a notebook parameter left at None means "the recipe's value"."""
+    if variant not in VARIANTS:
+        raise MnistLibError(f"variant {variant!r} is unknown: choose one of {', '.join(VARIANTS)}")
+    if recipe not in PRESETS:
+        raise MnistLibError(f"recipe {recipe!r} is unknown: choose one of {', '.join(PRESETS)}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return TrainConfig.from_dict({**PRESETS[recipe], **VARIANTS[variant].config, **given})
+
+
+def choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> None:
     """Shared by the notebooks' parameter checks, so both say "unknown" the same way."""
     if value not in choices:
         raise MnistLibError(f"{name} {value!r} is unknown: choose one of {', '.join(choices)}")

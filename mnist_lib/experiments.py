@@ -8,60 +8,21 @@ runs instead of training the same configuration twice.
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
 from mnist_lib import stats
 from mnist_lib.analysis import run_record
-from mnist_lib.config import DATASETS, PRESETS, TrainConfig
+from mnist_lib.config import DATASETS, PRESETS, TrainConfig, variant_config
 from mnist_lib.data import DataSplits, load_data
 from mnist_lib.errors import Diverged, MnistLibError
 from mnist_lib.files import read_json, write_json
-from mnist_lib.train import (CHECKPOINT, METRICS, _check_resumable, environment, load_checkpoint, load_model,
+from mnist_lib.registry import ABLATION, BEST_CANDIDATES, HEADLINE, LR_SWEEP, ROTATION_ROWS, VARIANTS, label
+from mnist_lib.train import (CHECKPOINT, METRICS, check_resumable, environment, load_checkpoint, load_model,
                              select_device, train)
 
-# Everything a variant changes on top of a recipe (PRESETS). All stay at most 62k parameters.
-VARIANTS: dict[str, dict[str, Any]] = {
-    # the writeup's three models, under whatever the recipe says
-    "lenet5": dict(model="lenet5"),
-    "custom_mlp": dict(model="custom_mlp"),
-    "lenet5_regularized": dict(model="lenet5_regularized"),
-    # a candidate for the best variant: BatchNorm without Dropout (Dropout may not help a
-    # 62k-parameter net that augmentation already regularizes)
-    "lenet5_batchnorm": dict(model="lenet5", batchnorm=True),
-    # does rotation earn its cost? The recipe's augmentation is whole-pixel shifts; this row adds
-    # +-10 degree rotations (an affine resampling, ~13% of a LeNet-5 epoch on the CPU)
-    "lenet5_rotation": dict(model="lenet5", augment_mode="affine"),
-    # the regularization ablation: every regularizer set explicitly, so a row means the same
-    # thing under either recipe; one regularizer is added per row
-    "ablation_none": dict(model="lenet5", weight_decay=0.0, augment=False),
-    "ablation_batchnorm": dict(model="lenet5", batchnorm=True, weight_decay=0.0, augment=False),
-    "ablation_dropout": dict(model="lenet5", dropout=0.2, weight_decay=0.0, augment=False),
-    "ablation_batchnorm_dropout": dict(model="lenet5_regularized", weight_decay=0.0, augment=False),
-    "ablation_augmentation": dict(model="lenet5", weight_decay=0.0, augment=True),
-    "ablation_batchnorm_dropout_augmentation": dict(model="lenet5_regularized", weight_decay=0.0, augment=True),
-}
-SEED_MODELS = ["lenet5", "custom_mlp", "lenet5_regularized"]
-# Variants the best variant is chosen from (by validation accuracy): the full-budget runs.
-BEST_CANDIDATES = ["lenet5", "lenet5_regularized", "lenet5_batchnorm", "custom_mlp"]
-ABLATION = ["ablation_none", "ablation_batchnorm", "ablation_dropout", "ablation_batchnorm_dropout",
-            "ablation_augmentation", "ablation_batchnorm_dropout_augmentation"]
-LABELS = {
-    "lenet5": "LeNet-5",
-    "custom_mlp": "CustomMLP",
-    "lenet5_regularized": "LeNet5_Regularized",
-    "lenet5_batchnorm": "LeNet-5 + BatchNorm (no Dropout)",
-    "lenet5_rotation": "LeNet-5, shifts + rotations",
-    "ablation_none": "none",
-    "ablation_batchnorm": "BatchNorm only",
-    "ablation_dropout": "Dropout only",
-    "ablation_batchnorm_dropout": "BatchNorm + Dropout (the writeup's model)",
-    "ablation_augmentation": "augmentation",
-    "ablation_batchnorm_dropout_augmentation": "BatchNorm + Dropout + augmentation",
-}
 DEFAULT_RECIPE = "tuned"
-# The rotation row and the headline row it is compared with (shifts only).
-ROTATION_ROWS = {"lenet5_rotation": "lenet5"}
 # The study's questions: (dataset, recipe, row, baseline), each answered by Welch's t-test.
 COMPARISONS = [
     *[("mnist", "course", v, "ablation_none") for v in ABLATION[1:]],
@@ -73,21 +34,10 @@ COMPARISONS = [
     ("fashion-mnist", "tuned", "lenet5_regularized", "lenet5"),
     *[("mnist", "tuned", row, baseline) for row, baseline in ROTATION_ROWS.items()],  # does the rotation earn its cost?
     ("mnist", "tuned", "lenet5", "custom_mlp"),  # the writeup's two models, same size
-    ("mnist", "course", "lenet5", "custom_mlp"),
+    ("mnist", "course", "ablation_none", "custom_mlp"),  # LeNet-5 under the course recipe is the ablation's "none"
 ]
 # Fields that say how a run was executed, not what was trained: a run is reusable across them.
 EXECUTION_FIELDS = {"progress", "device", "threads", "data_dir", "download", "eval_batch_size"}
-
-
-def variant_config(variant: str, recipe: str = DEFAULT_RECIPE, **overrides: Any) -> TrainConfig:
-    """The TrainConfig of a named variant under a named recipe; ``None`` overrides are ignored,
-    so a notebook parameter left at None means "the recipe's value"."""
-    if variant not in VARIANTS:
-        raise MnistLibError(f"variant {variant!r} is unknown: choose one of {', '.join(VARIANTS)}")
-    if recipe not in PRESETS:
-        raise MnistLibError(f"recipe {recipe!r} is unknown: choose one of {', '.join(PRESETS)}")
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return TrainConfig.from_dict({**PRESETS[recipe], **VARIANTS[variant], **given})
 
 
 def run_dir(runs: str | Path, dataset: str, recipe: str, variant: str, seed: int) -> Path:
@@ -125,7 +75,7 @@ def _resumable(out: Path, config: TrainConfig, label: str) -> bool:
                      if k not in EXECUTION_FIELDS and saved.get(k, defaults.get(k)) != v)
             raise MnistLibError(f"{path} is for another training config ({k}={saved.get(k, defaults.get(k))!r}, "
                                 f"not {wanted[k]!r})")
-        _check_resumable(checkpoint, config, path)  # what train(resume=True) checks, so it cannot refuse
+        check_resumable(checkpoint, config, path)  # what train(resume=True) checks, so it cannot refuse
     except MnistLibError as exc:
         print(f"{label}: starting over: {' '.join(str(exc).split())}")
         return False
@@ -160,7 +110,7 @@ def run_seeds(variant: str, seeds: Iterable[int], runs: str | Path = "runs", rec
         if data is None:
             data = load_data(config.dataset, config.data_dir, config.data_format, config.val_size,
                              config.limit, config.download)
-        shifts = variant in SEED_MODELS and seeded.dataset == "mnist"  # the report's shift-robustness rows
+        shifts = variant in HEADLINE and seeded.dataset == "mnist"  # the report's shift-robustness rows
         try:
             results.append(train(seeded, out, data=data, resume=resume, overwrite=not resume,
                                  record=lambda model, d: run_record(model, d, shifts)).metrics)
@@ -204,7 +154,7 @@ def _diverged_record(config: TrainConfig, out: Path, exc: Diverged) -> dict[str,
     metrics = {"config": config.to_dict(), "environment": environment(select_device(config.device), config),
                "params": None, "history": exc.history, "selected_epoch": None, "diverged": str(exc),
                "final": {"test_acc": None, "val_acc": None, "test_loss": None, "train_acc": None,
-                         "train_eval_acc": None}}
+                         "train_eval_acc": None}, "finished_at": round(time.time(), 1)}
     write_json(out / METRICS, metrics)
     (out / CHECKPOINT).unlink(missing_ok=True)
     return metrics
@@ -231,7 +181,7 @@ def aggregate(metrics: list[dict[str, Any]]) -> dict[str, Any]:
         return [v for v, good in zip(values, ok) if good and v is not None]
 
     mean, std = stats.mean_std(learned(test))
-    val_mean, _ = stats.mean_std(learned(per_seed("val_acc")))
+    val_mean, val_std = stats.mean_std(learned(per_seed("val_acc")))
     train_eval = per_seed("train_eval_acc")
     gaps = [t - a for t, a, good in zip(train_eval, test, ok) if good and t is not None]
     gap_mean, gap_std = stats.mean_std(gaps)
@@ -245,6 +195,7 @@ def aggregate(metrics: list[dict[str, Any]]) -> dict[str, Any]:
         "seeds": [m["config"]["seed"] for m in metrics],
         "val_acc": per_seed("val_acc"),
         "val_mean": val_mean,
+        "val_std": val_std,
         "test_loss": per_seed("test_loss"),
         "train_acc": per_seed("train_acc"),  # running accuracy of the kept epoch (augmented, Dropout on)
         "train_eval_acc": train_eval,  # the kept model on the clean training images
@@ -278,7 +229,7 @@ def summarize(runs: str | Path = "runs") -> dict[str, dict[str, Any]]:
                 metrics = [read_json(p / METRICS) for p in sorted(variant_dir.glob("seed*")) if (p / METRICS).exists()]
                 if metrics:
                     entry = aggregate(sorted(metrics, key=lambda m: m["config"]["seed"]))
-                    entry.update(variant=variant_dir.name, recipe=recipe_dir.name, label=LABELS[variant_dir.name])
+                    entry.update(variant=variant_dir.name, recipe=recipe_dir.name, label=label(variant_dir.name))
                     per_dataset[summary_key(variant_dir.name, recipe_dir.name)] = entry
         candidates = {k: v for k, v in per_dataset.items()
                       if v["recipe"] == DEFAULT_RECIPE and v["variant"] in BEST_CANDIDATES and v["val_mean"] is not None}
@@ -290,16 +241,58 @@ def summarize(runs: str | Path = "runs") -> dict[str, dict[str, Any]]:
     return summary
 
 
-def comparisons(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every pair of COMPARISONS present in ``summary``: Welch's t-test, 95% CI and a verdict."""
+def comparisons(summary: dict[str, Any], pairs: Iterable[tuple[str, str, str, str]] = COMPARISONS
+                ) -> list[dict[str, Any]]:
+    """Every pair present in ``summary``: Welch's t-test, 95% CI and a verdict, and the p-value
+    Holm-adjusted within its family (the rows tested against one baseline under one recipe)."""
     out = []
-    for dataset, recipe, row, baseline in COMPARISONS:
+    for dataset, recipe, row, baseline in pairs:
         a = summary.get(dataset, {}).get(summary_key(row, recipe))
         b = summary.get(dataset, {}).get(summary_key(baseline, recipe))
         if a and b:
             out.append({"dataset": dataset, "recipe": recipe, "row": row, "baseline": baseline,
-                        "label": LABELS[row], "baseline_label": LABELS[baseline],
+                        "label": label(row), "baseline_label": label(baseline),
                         "gap": a["gap_mean"], "baseline_gap": b["gap_mean"], **stats.compare_rows(a, b)})
+    families: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for c in out:
+        families.setdefault((c["dataset"], c["recipe"], c["baseline"]), []).append(c)
+    for family in families.values():
+        for c, adjusted in zip(family, stats.holm([c["p"] for c in family])):
+            c.update(p_holm=adjusted, family_size=len(family))
+    return out
+
+
+EPOCHS_TO_VAL = 98.5  # validation accuracy (%) every course-recipe ablation run reaches within its epochs
+
+
+def epochs_to_accuracy(runs: str | Path, threshold: float = EPOCHS_TO_VAL) -> list[dict[str, Any]]:
+    """"BatchNorm reduces the epochs needed to converge", measured: per course-ablation row, the
+    first epoch whose validation accuracy reaches ``threshold`` (None: never), per seed, and
+    Welch's test of each row against "none" on those epochs (runs that reached it)."""
+    rows = {}
+    for variant in ABLATION:
+        folder = Path(runs) / "mnist" / "course" / variant
+        records = [read_json(p / METRICS) for p in sorted(folder.glob("seed*")) if (p / METRICS).exists()]
+        epochs = [next((e["epoch"] for e in m["history"] if (e["val_acc"] or 0) >= threshold), None) for m in records]
+        if records:
+            rows[variant] = {"variant": variant, "label": label(variant), "threshold": threshold, "epochs": epochs,
+                             "seeds": [m["config"]["seed"] for m in records], "of": records[0]["config"]["epochs"]}
+    base = [e for e in rows.get(ABLATION[0], {}).get("epochs", []) if e is not None]
+    for row in rows.values():
+        reached = [e for e in row["epochs"] if e is not None]
+        row.update(mean=stats.mean_std(reached)[0], not_reached=len(row["epochs"]) - len(reached),
+                   welch=stats.welch(reached, base) if row["variant"] != ABLATION[0] else None)
+    return list(rows.values())
+
+
+def lr_sweep(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per learning rate of the sweep: each variant's row and BatchNorm against none (Welch)."""
+    out = []
+    for lr, groups in summary.get("lr_sweep", {}).items():
+        rows = groups.get("mnist", {})
+        test = comparisons(groups, [("mnist", "course", LR_SWEEP[1], LR_SWEEP[0])])
+        out.append({"lr": float(lr), "rows": {v: rows.get(summary_key(v, "course")) for v in LR_SWEEP},
+                    "comparison": test[0] if test else None})
     return out
 
 
@@ -309,67 +302,42 @@ def convergence(summary: dict[str, Any], doubled: dict[str, Any]) -> list[dict[s
     for dataset, rows in doubled.items():
         for key, long in rows.items():
             short = summary.get(dataset, {}).get(key)
-            if key != "best_variant" and short and short["mean"] is not None and long["mean"] is not None:
-                out.append({"dataset": dataset, "variant": long["variant"], "label": LABELS[long["variant"]],
+            if key != "best_variant" and short and short["val_mean"] is not None and long["val_mean"] is not None:
+                out.append({"dataset": dataset, "variant": long["variant"], "label": label(long["variant"]),
                             **stats.converged(short, long)})
     return out
 
 
-def runs_wall_seconds(runs: str | Path) -> float | None:
-    """Elapsed time from the start of the first run under ``runs`` to the end of the last one:
-    the study's wall time even when it was stopped and continued."""
-    return wall_seconds(Path(runs).rglob(METRICS))
+SITTING_GAP_SECONDS = 3600  # runs more than an hour apart were trained in separate sittings
 
 
-def run_span(path: Path, metrics: dict[str, Any] | None = None) -> tuple[float, float]:
-    """(start, end) of a finished run: it ends when its metrics.json is written and starts that
-    long before by the sum of its epochs' seconds (file times: valid on the machine that wrote it)."""
-    metrics = read_json(path) if metrics is None else metrics
-    end = path.stat().st_mtime
-    return end - sum(e["seconds"] for e in metrics.get("history", [])), end
+def run_records(runs: str | Path) -> list[dict[str, Any]]:
+    """Every finished run's metrics.json under ``runs`` (the study's groups included)."""
+    return [read_json(p) for p in sorted(Path(runs).rglob(METRICS))]
 
 
-def wall_seconds(metrics_paths: Iterable[Path]) -> float | None:
-    """First start to last end of these runs."""
-    spans = [run_span(path) for path in metrics_paths]
-    return round(max(e for _, e in spans) - min(s for s, _ in spans), 1) if spans else None
-
-
-PART_GAP_SECONDS = 3600  # runs on one machine more than an hour apart belong to separate sittings
-
-
-def hardware(runs: str | Path) -> list[dict[str, Any]]:
-    """Where and when the study's runs were trained: `sittings` of every run under ``runs``.
-    More than one row means the study was run in parts."""
-    runs = Path(runs)
-    return sittings(p for d in (*DATASETS, "2x", "stability") for p in (runs / d).rglob(METRICS))
-
-
-def sittings(metrics_paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """These runs grouped by machine (device, device name) and sitting (runs more than an hour
-    apart start a new one), from their metrics.json files: per group the number of runs, the
-    first start to last end (`run_span`) and their training seconds summed, oldest first."""
-    spans: dict[tuple[str, str], list[tuple[float, float, Path]]] = {}
-    for path in metrics_paths:
-        metrics = read_json(path)
-        env = metrics.get("environment", {})
-        spans.setdefault((env.get("device", "unknown"), env.get("device_name", "unknown")), []).append(
-            (*run_span(path, metrics), path))
-    rows = []
-    for (device, name), items in spans.items():
-        items.sort()
-        parts: list[list[tuple[float, float, Path]]] = []
-        for item in items:
-            if parts and item[0] - max(i[1] for i in parts[-1]) <= PART_GAP_SECONDS:
-                parts[-1].append(item)
-            else:
-                parts.append([item])
-        for part in parts:
-            rows.append({"device": device, "device_name": name, "runs": len(part),
-                         "started": min(i[0] for i in part),
-                         "wall_seconds": round(max(i[1] for i in part) - min(i[0] for i in part), 1),
-                         "train_seconds": round(sum(i[1] - i[0] for i in part), 1)})
-    return sorted(rows, key=lambda r: r["started"])
+def study_environment(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one environment the study's runs were trained in (torch, kind and name of the device),
+    the number of sittings it took (runs more than an hour apart start a new one) and their wall
+    time summed. More than one environment is an error: a study's arms must not differ in
+    machine or software (`run_seeds` retrains a run from another environment)."""
+    envs = {(e["torch"], e["device_type"]) for e in map(_recorded_environment, records)}
+    if len(envs) > 1:
+        raise MnistLibError(f"the runs come from {len(envs)} environments ({sorted(envs)}): "
+                            f"retrain them in one (python -m mnist_lib report reuses only this one's runs)")
+    spans = sorted((m["finished_at"] - sum(e["seconds"] for e in m["history"]), m["finished_at"])
+                   for m in records if "finished_at" in m)
+    sittings: list[list[float]] = []
+    for start, end in spans:
+        if sittings and start - sittings[-1][1] <= SITTING_GAP_SECONDS:
+            sittings[-1][1] = max(sittings[-1][1], end)
+        else:
+            sittings.append([start, end])
+    env = records[0]["environment"] if records else {}
+    return {"torch": env.get("torch"), "device_type": str(env.get("device", "")).split(":")[0],
+            "device_name": env.get("device_name"), "python": env.get("python"), "runs": len(records),
+            "sittings": len(sittings), "wall_seconds": round(sum(e - s for s, e in sittings), 1) if sittings else None,
+            "first": spans[0][0] if spans else None, "last": spans[-1][1] if spans else None}
 
 
 def study_summary(runs: str | Path, **extra: Any) -> dict[str, Any]:
@@ -385,7 +353,9 @@ def study_summary(runs: str | Path, **extra: Any) -> dict[str, Any]:
                            } if lr_dir.is_dir() else {}
     summary["comparisons"] = comparisons(summary)
     summary["convergence"] = convergence(summary, summary["2x"])
-    summary["hardware"] = hardware(runs)
+    summary["epochs_to_accuracy"] = epochs_to_accuracy(runs)
+    summary["lr_comparisons"] = lr_sweep(summary)
+    summary["environment"] = study_environment(run_records(runs))
     summary.update(extra)
     return summary
 

@@ -73,19 +73,16 @@ class CustomMLP(nn.Module):
         return self.fc6(x)
 
 
-MODELS: dict[str, type[nn.Module]] = {
+ARCHITECTURES: dict[str, type[nn.Module]] = {
     "lenet5": LeNet5,
     "custom_mlp": CustomMLP,
     "lenet5_regularized": LeNet5Regularized,
 }
 
-DISPLAY_NAMES = {"lenet5": "LeNet-5", "custom_mlp": "CustomMLP", "lenet5_regularized": "LeNet5_Regularized"}
-
-
 def build_model(name: str, batchnorm: bool | None = None, dropout: float | None = None) -> nn.Module:
     """A fresh model by registry name; ``batchnorm``/``dropout`` override a LeNet's own choice."""
-    if name not in MODELS:
-        raise MnistLibError(f"model {name!r} is unknown: choose one of {', '.join(MODELS)}")
+    if name not in ARCHITECTURES:
+        raise MnistLibError(f"model {name!r} is unknown: choose one of {', '.join(ARCHITECTURES)}")
     kwargs = {}
     if batchnorm is not None:
         kwargs["batchnorm"] = batchnorm
@@ -93,7 +90,7 @@ def build_model(name: str, batchnorm: bool | None = None, dropout: float | None 
         kwargs["dropout"] = dropout
     if kwargs and name == "custom_mlp":
         raise MnistLibError("batchnorm/dropout variants apply to the LeNet-5 models, not custom_mlp")
-    return MODELS[name](**kwargs)
+    return ARCHITECTURES[name](**kwargs)
 
 
 def count_parameters(model: nn.Module) -> int:

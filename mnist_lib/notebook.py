@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from mnist_lib.config import DATASETS, PRESETS, TrainConfig, _choice
+from mnist_lib.config import DATASETS, PRESETS, TrainConfig, choice, variant_config
 from mnist_lib.errors import MnistLibError
-from mnist_lib.experiments import VARIANTS, run_dir, variant_config
+from mnist_lib.experiments import run_dir
 from mnist_lib.files import ensure_writable_dir
-from mnist_lib.models import DISPLAY_NAMES
+from mnist_lib.registry import HEADLINE, MODELS, VARIANTS, label
 
 # TrainConfig fields a notebook may expose as parameters (None there: the recipe's value).
 CONFIG_PARAMETERS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule",
@@ -83,7 +83,7 @@ class NotebookRun:
     @property
     def name(self) -> str:
         """Display name: the architecture's, plus the variant when it differs."""
-        arch = DISPLAY_NAMES[self.config.model]
+        arch = MODELS[self.config.model]
         return arch if self.variant == self.config.model else f"{arch} ({self.variant})"
 
     def figure(self, suffix: str = "") -> Path:
@@ -116,11 +116,11 @@ def check_parameters(model: str, recipe: str = "tuned", seeds: Any = (0, 1, 2), 
     unknown = sorted(set(config_fields) - set(CONFIG_PARAMETERS))
     if unknown:
         raise MnistLibError(f"unknown parameter(s) {', '.join(unknown)}: known are {', '.join(CONFIG_PARAMETERS)}")
-    _choice("model", model, list(VARIANTS))
-    _choice("recipe", recipe, list(PRESETS))
-    _choice("dataset", dataset, list(DATASETS))
-    if architecture is not None and VARIANTS[model]["model"] != architecture:
-        arch = VARIANTS[model]["model"]
+    choice("model", model, list(VARIANTS))
+    choice("recipe", recipe, list(PRESETS))
+    choice("dataset", dataset, list(DATASETS))
+    if architecture is not None and VARIANTS[model].model != architecture:
+        arch = VARIANTS[model].model
         raise MnistLibError(f"model {model!r} is a {arch} variant, not {architecture}: run it with notebooks/{arch}.ipynb")
     seeds = parse_seeds(seeds)
     overrides = {k: v for k, v in config_fields.items() if v is not None}
@@ -161,7 +161,7 @@ def check_grid(variants: Any, recipes: Any, **common: Any) -> list[NotebookRun]:
         if not isinstance(value, (list, tuple)) or not value:
             raise MnistLibError(f"{name} must be a non-empty list, got {value!r}")
         for v in value:
-            _choice(name[:-1], v, choices)
+            choice(name[:-1], v, choices)
         return list(dict.fromkeys(value))
 
     return [check_parameters(v, r, **common) for r in names("recipes", recipes, list(PRESETS))
@@ -290,12 +290,12 @@ def run_grid(runs: Sequence[NotebookRun], data=None) -> dict[str, dict[str, Any]
     aggregates in the summary's shape: {dataset: {variant[@recipe]: entry}}."""
     from tqdm.auto import tqdm
 
-    from mnist_lib.experiments import LABELS, aggregate, summary_key
+    from mnist_lib.experiments import aggregate, summary_key
 
     summary: dict[str, dict[str, Any]] = {}
     for run in tqdm(runs, desc="variants × recipes", unit="run"):
         entry = aggregate(run.run(data))
-        entry.update(variant=run.variant, recipe=run.recipe, label=LABELS[run.variant])
+        entry.update(variant=run.variant, recipe=run.recipe, label=label(run.variant))
         summary.setdefault(run.dataset, {})[summary_key(run.variant, run.recipe)] = entry
     return summary
 
@@ -304,20 +304,18 @@ def ablation_rows(summary: dict[str, Any], variants: Sequence[str], recipes: Seq
                   dataset: str = "mnist") -> list[dict[str, Any]]:
     """Rows for plots.mean_std_figure: one per variant and recipe with a run that did not diverge
     (a diverged run has no test accuracy; the tables count it)."""
-    from mnist_lib.experiments import LABELS, summary_key
+    from mnist_lib.experiments import summary_key
 
     entries = summary.get(dataset, {})
-    rows = [{"label": LABELS[v], "values": [a for a in entries[summary_key(v, r)]["test_acc"] if a is not None],
+    rows = [{"label": label(v), "values": [a for a in entries[summary_key(v, r)]["test_acc"] if a is not None],
              "recipe": r} for v in variants for r in recipes if summary_key(v, r) in entries]
     return [row for row in rows if row["values"]]
 
 
 def compared_models(summary: dict[str, Any], dataset: str = "mnist") -> list[str]:
     """The three models, plus the best variant when it is another one (project recipe)."""
-    from mnist_lib.experiments import SEED_MODELS
-
     entries = summary.get(dataset, {})
-    keys = [k for k in SEED_MODELS if k in entries]
+    keys = [k for k in HEADLINE if k in entries]
     best = summary.get("mnist", {}).get("best_variant", {}).get("variant")
     if best and best not in keys and best in entries:
         keys.append(best)
@@ -334,7 +332,7 @@ def full_result_histories(summary: dict[str, Any], runs_dir: str | Path, dataset
         entry = summary[dataset][key]
         runs = histories(runs_dir, dataset, DEFAULT_RECIPE, key, entry["seeds"])
         if runs:
-            out[display_name(entry) if key == entry["variant"] and key in DISPLAY_NAMES else entry["label"]] = runs
+            out[display_name(entry) if key == entry["variant"] and key in MODELS else entry["label"]] = runs
     return out
 
 
@@ -349,7 +347,7 @@ def dataset_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
         for dataset in ("mnist", "fashion-mnist"):
             entry = summary.get(dataset, {}).get(key)
             if entry:
-                rows.append({"label": display_name(entry) if key in DISPLAY_NAMES else entry["label"],
+                rows.append({"label": display_name(entry) if key in MODELS else entry["label"],
                              "values": entry["test_acc"], "dataset": dataset})
     return rows
 

@@ -157,7 +157,7 @@ def _rel(path: Path) -> str:
 def step_parameters(step: "Step", variant: str | None, outputs: Outputs, device: str, data_dir: str | None,
                     retrain: bool, quick: bool) -> tuple[str, dict[str, Any]]:
     """(notebook, papermill parameters) of a plan step; ``variant`` resolves a BEST step."""
-    from mnist_lib.experiments import VARIANTS
+    from mnist_lib.registry import VARIANTS
 
     runs = outputs.runs / step.group if step.group else outputs.runs
     figures = outputs.images if step.figures else runs / "figures" / step.name
@@ -174,7 +174,7 @@ def step_parameters(step: "Step", variant: str | None, outputs: Outputs, device:
     if step.notebook == "ablation":
         return "ablation", dict(params, variants=list(step.variants), recipes=[step.recipe])
     variant = variant or step.variants[0]
-    return VARIANTS[variant]["model"], dict(params, model=variant, recipe=step.recipe)
+    return VARIANTS[variant].model, dict(params, model=variant, recipe=step.recipe)
 
 
 def _execute(notebook: str, output: str, parameters: dict[str, Any], threads: int | None) -> float:
@@ -207,7 +207,8 @@ def run_plan(steps: Sequence["Step"], outputs: Outputs, device: str = "auto", da
 
     from tqdm.auto import tqdm
 
-    from mnist_lib.experiments import SEED_MODELS, summarize
+    from mnist_lib.experiments import summarize
+    from mnist_lib.registry import HEADLINE
 
     best: list[str | None] = [None]
     total = sum(s.runs for s in steps)
@@ -238,7 +239,7 @@ def run_plan(steps: Sequence["Step"], outputs: Outputs, device: str = "auto", da
                     variant = None
                     if BEST in s.variants:
                         best[0] = variant = summarize(outputs.runs).get("mnist", {}).get("best_variant", {}).get("variant")
-                        if variant is None or variant in SEED_MODELS:  # already a row of its own
+                        if variant is None or variant in HEADLINE:  # already a row of its own
                             bar.total -= s.runs
                             done.add(s.name)
                             log(f"skip {s.name}: the best MNIST variant ({variant}) has its own row")
@@ -260,41 +261,14 @@ def run_plan(steps: Sequence["Step"], outputs: Outputs, device: str = "auto", da
     return timings
 
 
-def _step_record(step: "Step", outputs: Outputs) -> tuple[float | None, str | None]:
-    """(wall seconds, device) of a finished step from its runs (first start to last end), for a
-    pipeline stopped before it could record them; (None, None) unless every run of the step exists
-    and all were trained in one sitting on one machine (`experiments.sittings`)."""
-    from mnist_lib.experiments import sittings
-
-    paths = _expected_runs([step], outputs, None)
-    if not paths or not all(p.exists() for p in paths):
-        return None, None
-    parts = sittings(paths)
-    return (parts[0]["wall_seconds"], parts[0]["device"]) if len(parts) == 1 else (None, None)
-
-
-def machine(device: str) -> dict[str, Any]:
-    """What the study ran on, for report/summary.json."""
-    import platform
-
-    import torch
-
-    from mnist_lib.train import cpu_name, select_device
-
-    dev = select_device(device)
-    return {"device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name(),
-            "cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()}
-
-
 def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = "auto", data_dir: str | None = None,
              fashion: bool = True, retrain: bool = False, workers: int = 2, report_only: bool = False,
              train_only: bool = False, log=print) -> dict[str, Any]:
     """Run the plan (STUDY, or QUICK), write report/summary.json, run the comparison and report
     notebooks, export the report. Returns the paths and timings. ``report_only``: train nothing;
-    summarize the runs there are (the study's wall time and step times kept from the last summary).
-    ``train_only``: stop after summary.json (a GPU machine without LaTeX; finish elsewhere with
-    ``report_only``, which keeps this run's wall time and machine)."""
-    from mnist_lib.experiments import read_summary, runs_wall_seconds, write_summary
+    summarize the finished runs (their records are enough). ``train_only``: stop after
+    summary.json (a machine without LaTeX; render later with ``report_only``)."""
+    from mnist_lib.experiments import write_summary
     from mnist_lib.plan import QUICK, STUDY, describe
 
     if report_only and train_only:
@@ -307,27 +281,13 @@ def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = 
     log(describe(steps, workers), flush=True)
     start = time.perf_counter()
     summary_path = outputs.report / "summary.json"
-    if report_only:
-        last = read_summary(summary_path) if summary_path.is_file() else {}
-        # a study stopped and continued on one machine: from its runs; one run in parts (None): no single wall time
-        wall = last["wall_seconds"] if "wall_seconds" in last else runs_wall_seconds(outputs.runs)
-        # a study run in one piece: its recorded step times; else (or a step it lacks) from the runs
-        kept = {s["name"]: (s["seconds"], s.get("ran_on")) for s in last.get("plan", []) if last.get("wall_seconds")}
-        records = {s.name: kept.get(s.name) or _step_record(s, outputs) for s in steps}
-        machine_info = last.get("machine") or machine(device)
-    else:
-        timings = run_plan(steps, outputs, device, data_dir, retrain, quick, workers, log)
-        wall, machine_info = round(time.perf_counter() - start, 1), machine(device)
-        records = {name: (seconds, machine_info["device"]) for name, seconds in timings.items()}
-    timings = {name: seconds for name, (seconds, _) in records.items()}
-    recorded = []
-    for s in steps:
-        seconds, ran_on = records.get(s.name, (None, None))  # a skipped step has no record
-        recorded.append(dict(asdict(s), estimate_seconds=round(estimate_seconds(s), 1), seconds=seconds, ran_on=ran_on))
-    write_summary(outputs.runs, summary_path, wall_seconds=wall, workers=workers, machine=machine_info, plan=recorded)
+    timings = {} if report_only else run_plan(steps, outputs, device, data_dir, retrain, quick, workers, log)
+    recorded = [dict(asdict(s), estimate_seconds=round(estimate_seconds(s), 1)) for s in steps]
+    summary = write_summary(outputs.runs, summary_path, workers=workers, plan=recorded)
+    took = seconds_text(summary["environment"]["wall_seconds"] or 0)
     if train_only:
-        log(f"wrote {_rel(summary_path)}: the study took {seconds_text(wall)}; render the report with --report-only")
-        return {"summary": summary_path, "seconds": wall, "timings": timings, "outputs": outputs}
+        log(f"wrote {_rel(summary_path)}: the study's runs took {took}; render the report with --report-only")
+        return {"summary": summary_path, "timings": timings, "outputs": outputs}
     params = dict(runs_dir=_rel(outputs.runs), images_dir=_rel(outputs.images), summary_path=_rel(summary_path))
     for name in ("comparison", "report"):
         out = outputs.executed / f"{name}.ipynb"
@@ -335,9 +295,7 @@ def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = 
         timings[name] = run_notebook(name, out, params)
     html, pdf = export_report(outputs.executed / "report.ipynb", outputs.report)
     total = time.perf_counter() - start
-    took = seconds_text(wall) if wall else "n/a (run in parts: see hardware in summary.json)"
-    log(f"wrote {_rel(html)} and {_rel(pdf)}: the study took {took}, "
-        f"{seconds_text(total)} with the report")
+    log(f"wrote {_rel(html)} and {_rel(pdf)}: the study's runs took {took}; this command {seconds_text(total)}")
     return {"html": html, "pdf": pdf, "summary": summary_path, "seconds": total, "timings": timings, "outputs": outputs}
 
 

@@ -12,10 +12,12 @@ study takes minutes on one GPU and hours on a 2-core CPU (`--plan` prints the CP
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mnist_lib.config import PRESETS
+from mnist_lib.config import TrainConfig, variant_config
+from mnist_lib.registry import ABLATION, HEADLINE, LR_SWEEP, VARIANTS
 
 SEEDS5 = (0, 1, 2, 3, 4)
 SEEDS3 = (0, 1, 2)
@@ -47,17 +49,9 @@ class Step:
         return len(self.variants) * len(self.seeds)
 
 
-# Seconds per epoch on 55,000 images with one torch thread, two such workers side by side on the
-# 2-core CPU (measured in this study's runs); the estimate scales them by training size and adds
-# evaluation and a notebook's start-up. Keys: architecture family, augmentation, batch size.
-EPOCH_SECONDS = {
-    ("lenet5", "none", 128): 10.0, ("lenet5", "affine", 128): 13.0, ("lenet5", "shift", 128): 10.2,
-    ("batchnorm", "none", 128): 14.0, ("batchnorm", "affine", 128): 23.0, ("batchnorm", "shift", 128): 14.5,
-    ("custom_mlp", "none", 128): 2.0, ("custom_mlp", "affine", 128): 4.0, ("custom_mlp", "shift", 128): 2.1,
-}
-BATCH64_FACTOR = 1.2  # half the batch: more, smaller steps, each less efficient on a CPU
 NOTEBOOK_SECONDS = 30.0  # kernel start, imports, figures
 TRAIN_IMAGES = 55_000
+EVAL_IMAGES = 15_000  # validation + test, evaluated after every epoch: a forward pass, about 1/3 of a step
 
 
 def _headline(dataset: str, epochs: dict[str, int], seeds: dict[str, tuple[int, ...]], group: str = "",
@@ -77,21 +71,18 @@ FASHION_EPOCHS = {"lenet5": 20, "custom_mlp": 40, "lenet5_regularized": 20}
 COURSE_EPOCHS = 10  # the course recipe's own: constant lr 0.01, batch 64
 # "BatchNorm enables higher learning rates": the course recipe at constant learning rates, with and
 # without BatchNorm, a short budget (where a run degrades or diverges shows in a few epochs)
-LR_SWEEP = dict(variants=("ablation_none", "ablation_batchnorm"), lrs=(0.01, 0.03, 0.1, 0.3), epochs=5, seeds=SEEDS3)
-COURSE_ABLATION = ("ablation_none", "ablation_batchnorm", "ablation_dropout", "ablation_batchnorm_dropout",
-                   "ablation_augmentation", "ablation_batchnorm_dropout_augmentation")
+LR_SWEEP_LRS, LR_SWEEP_EPOCHS = (0.01, 0.03, 0.1, 0.3), 5
 STABILITY = dict(variants=("ablation_none", "ablation_dropout"), epochs=3, limit=10_000, seeds=tuple(range(20)))
-DOUBLE = ("lenet5", "custom_mlp", "lenet5_regularized")
 
 STUDY: list[Step] = [
     *_headline("mnist", MNIST_EPOCHS, {v: SEEDS5 for v in MNIST_EPOCHS}),
-    Step("ablation_course", "ablation", COURSE_ABLATION, COURSE_EPOCHS, SEEDS5, recipe="course"),
+    Step("ablation_course", "ablation", ABLATION, COURSE_EPOCHS, SEEDS5, recipe="course"),
     Step("custom_mlp_course", "ablation", ("custom_mlp",), COURSE_EPOCHS, SEEDS5, recipe="course", figures=False),
     Step("ablation_tuned", "ablation", ("ablation_none",), MNIST_EPOCHS["lenet5"], SEEDS5, figures=False),
     # does rotation earn its cost? compared in the report with the headline LeNet-5 (same seeds, epochs)
     Step("lenet5_rotation", "ablation", ("lenet5_rotation",), MNIST_EPOCHS["lenet5"], SEEDS5, figures=False),
-    *[Step(f"lr_{lr}", "ablation", LR_SWEEP["variants"], LR_SWEEP["epochs"], LR_SWEEP["seeds"], recipe="course",
-           group=f"lr/{lr}", figures=False, lr=lr) for lr in LR_SWEEP["lrs"]],
+    *[Step(f"lr_{lr}", "ablation", LR_SWEEP, LR_SWEEP_EPOCHS, SEEDS3, recipe="course", group=f"lr/{lr}",
+           figures=False, lr=lr) for lr in LR_SWEEP_LRS],
     Step("stability", "ablation", STABILITY["variants"], STABILITY["epochs"], STABILITY["seeds"],
          limit=STABILITY["limit"], group="stability", figures=False),
     # the rows verdicts rest on first, the supporting "2x" rows last
@@ -101,8 +92,8 @@ STUDY: list[Step] = [
     Step("fashion-mnist_best", "lenet5", (BEST,), FASHION_EPOCHS["lenet5"], SEEDS3, dataset="fashion-mnist",
          after=tuple(f"{v}" for v in MNIST_EPOCHS)),
     *_headline("mnist", {v: 2 * MNIST_EPOCHS[v] for v in ("lenet5_regularized", "lenet5", "custom_mlp")},
-               {v: SEEDS3 for v in DOUBLE}, "2x", "_2x"),
-    *_headline("fashion-mnist", {v: 2 * FASHION_EPOCHS[v] for v in DOUBLE}, {v: SEEDS3 for v in DOUBLE}, "2x", "_2x"),
+               {v: SEEDS3 for v in HEADLINE}, "2x", "_2x"),
+    *_headline("fashion-mnist", {v: 2 * FASHION_EPOCHS[v] for v in HEADLINE}, {v: SEEDS3 for v in HEADLINE}, "2x", "_2x"),
 ]
 
 # The smoke run: the study's kinds of step on 6,000 images for 3 epochs (enough to learn, so no run
@@ -128,38 +119,55 @@ def quick(plan: list[Step]) -> list[Step]:
 QUICK: list[Step] = quick(STUDY)
 
 
-def planned_runs(plan: list[dict[str, Any]]) -> int:
-    """Training runs of a plan as summary.json records it (steps as dicts)."""
-    return sum(len(s["variants"]) * len(s["seeds"]) for s in plan)
+def step_config(step: Step, variant: str) -> TrainConfig:
+    """The config a step's variant trains with (the best variant's stand-in: LeNet-5)."""
+    overrides = {"epochs": step.epochs, **({"lr": step.lr} if step.lr else {})}
+    return variant_config(variant if variant in VARIANTS else "lenet5", step.recipe, **overrides)
 
 
-def notebook_variant(variant: str) -> str:
-    """The architecture a variant is built from (its model notebook)."""
-    from mnist_lib.experiments import VARIANTS
+@functools.cache
+def probe_seconds(model: str, batchnorm: bool | None, augment: str | None, batch_size: int, steps: int = 8) -> float:
+    """Seconds of one training step on this machine, one torch thread: the median of ``steps``
+    steps of the engine's model, optimizer and augmentation on a random batch. Hosts of the same
+    kind differ twofold, so the plan's estimate is measured where it is printed."""
+    import statistics
+    import time
 
-    return VARIANTS[variant]["model"]
+    import torch
+    import torch.nn.functional as F
 
+    from mnist_lib.data import augment_batch, shift_batch
+    from mnist_lib.models import build_model
+    from mnist_lib.train import apply_memory_format, make_optimizer
 
-def step_config(step: Step, variant: str) -> dict[str, Any]:
-    """The recipe values a step's variant trains with (for the estimate)."""
-    from mnist_lib.experiments import VARIANTS
-
-    return {**PRESETS[step.recipe], **VARIANTS.get(variant, VARIANTS["lenet5"]), "epochs": step.epochs}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    config = TrainConfig(model=model, batchnorm=batchnorm, batch_size=batch_size)
+    net = apply_memory_format(build_model(model, batchnorm), config, torch.device("cpu")).train()
+    optimizer = make_optimizer(net, config)
+    x, y = torch.randn(batch_size, 1, 28, 28), torch.randint(0, 10, (batch_size,))
+    times = []
+    for _ in range(steps + 2):  # two warm-up steps
+        start = time.perf_counter()
+        batch = shift_batch(x, 2, -0.42) if augment == "shift" else augment_batch(x, 10.0, 2.0, -0.42) if augment else x
+        loss = F.cross_entropy(net(batch), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    torch.set_num_threads(threads)
+    return statistics.median(times[2:])
 
 
 def estimate_seconds(step: Step) -> float:
-    """Estimated wall seconds of a step on the 2-core CPU (training + evaluation + notebook)."""
+    """Estimated seconds of a step for one worker on this machine (training, evaluation, notebook)."""
     total = NOTEBOOK_SECONDS
     for variant in step.variants:
         c = step_config(step, variant)
-        family = "custom_mlp" if c["model"] == "custom_mlp" else (
-            "batchnorm" if c["model"] == "lenet5_regularized" or c.get("batchnorm") else "lenet5")
-        per_epoch = EPOCH_SECONDS[(family, c.get("augment_mode", "affine") if c["augment"] else "none", 128)]
-        if c["batch_size"] < 128:
-            per_epoch *= BATCH64_FACTOR
+        batchnorm = c.batchnorm if c.batchnorm is not None else c.model == "lenet5_regularized"
+        per_step = probe_seconds(c.model, batchnorm or None, c.augment_mode if c.augment else None, c.batch_size)
         images = min(step.limit or TRAIN_IMAGES, TRAIN_IMAGES)
-        # evaluation: 15,000 validation + test images per epoch, forward only (~1/3 of a step)
-        per_epoch = per_epoch * images / TRAIN_IMAGES + per_epoch * 15_000 / TRAIN_IMAGES / 3
+        per_epoch = per_step * (images / c.batch_size + EVAL_IMAGES / c.batch_size / 3)
         total += per_epoch * step.epochs * len(step.seeds)
     return total
 

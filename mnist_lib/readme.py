@@ -9,20 +9,18 @@ from typing import Any, Mapping
 
 from mnist_lib.errors import MnistLibError
 from mnist_lib.files import write_atomic_text
-from mnist_lib.tables import MODEL_NOTEBOOKS, markdown_table
+from mnist_lib.registry import HEADLINE
+from mnist_lib.tables import markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 
 # --------------------------------------------------------------------------- README results
 
-README_BLOCKS = ("results", "bench")
-
-
 def readme_results(summary: Mapping[str, Any]) -> str:
     """The README's results: the headline table, the ablation's verdicts and a link to the report."""
     from mnist_lib.tables import comparisons_frame, results_frame, seconds_text, targets_frame
 
-    keys = MODEL_NOTEBOOKS + ["lenet5_batchnorm", "best_variant"]
+    keys = [*HEADLINE, "lenet5_batchnorm", "best_variant"]
     machine = summary.get("machine", {})
     wall = summary.get("wall_seconds")
     parts = ["MNIST, tuned recipe; test accuracy of the kept (best-validation) model, mean ± std over seeds "

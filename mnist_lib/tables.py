@@ -10,8 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from mnist_lib import stats
 from mnist_lib.config import DATASET_LABELS, DATASETS
-
-MODEL_NOTEBOOKS = ["lenet5", "custom_mlp", "lenet5_regularized"]
+from mnist_lib.registry import ABLATION, HEADLINE, MODELS, label
 
 # The study's targets: mean test accuracy over seeds (epoch chosen on validation), at most 62k parameters.
 TARGETS = [
@@ -94,10 +93,7 @@ def _looks_numeric(text: str) -> bool:
 
 
 def display_name(entry: Mapping[str, Any]) -> str:
-    from mnist_lib.models import DISPLAY_NAMES
-
-    variant = entry["variant"]
-    return DISPLAY_NAMES.get(variant) or entry.get("label") or variant
+    return label(entry["variant"])
 
 
 # --------------------------------------------------------------------------- tables
@@ -145,13 +141,11 @@ def results_table(summary: Mapping[str, Any], dataset: str = "mnist", keys: Iter
 def ordered_keys(entries: Mapping[str, Any]) -> list[str]:
     """Summary keys in reading order: the three models, the other variants, the ablation; the
     project's recipe before the course's."""
-    from mnist_lib.experiments import ABLATION, SEED_MODELS
-
     def rank(key: str) -> tuple:
         e = entries[key]
         v = e["variant"]
-        group = 0 if v in SEED_MODELS else 2 if v in ABLATION else 1
-        order = SEED_MODELS.index(v) if v in SEED_MODELS else ABLATION.index(v) if v in ABLATION else 0
+        group = 0 if v in HEADLINE else 2 if v in ABLATION else 1
+        order = HEADLINE.index(v) if v in HEADLINE else ABLATION.index(v) if v in ABLATION else 0
         return (e["recipe"] != "tuned", group, order, v)
 
     return sorted((k for k in entries if k != "best_variant"), key=rank)
@@ -159,9 +153,7 @@ def ordered_keys(entries: Mapping[str, Any]) -> list[str]:
 
 def row_name(entry: Mapping[str, Any]) -> str:
     """How a table names a summary entry: the model's name, or 'ablation: <label>'."""
-    from mnist_lib.experiments import ABLATION
-
-    if entry["variant"] in MODEL_NOTEBOOKS:
+    if entry["variant"] in HEADLINE:
         return display_name(entry)
     if entry["variant"] in ABLATION:
         return f"ablation: {entry['label']}"
@@ -273,7 +265,7 @@ def ablation_frame(summary: Mapping[str, Any], variants: Sequence[str], recipe: 
     train-test gap, and the difference from the baseline (the first variant) with its 95% CI,
     Welch's p-value and the verdict."""
     import pandas as pd
-    from mnist_lib.experiments import LABELS, summary_key
+    from mnist_lib.experiments import summary_key
     from mnist_lib.stats import compare_rows
 
     baseline = baseline or variants[0]
@@ -285,7 +277,7 @@ def ablation_frame(summary: Mapping[str, Any], variants: Sequence[str], recipe: 
         if e is None:
             continue
         c = compare_rows(e, base) if base is not None and variant != baseline else None
-        rows.append({"regularization": LABELS.get(variant, variant), "runs": str(len(e["test_acc"])),
+        rows.append({"regularization": label(variant), "runs": str(len(e["test_acc"])),
                      "test acc (%)": fmt_row(e),
                      "gap (points)": "-" if e["gap_mean"] is None else f"{e['gap_mean']:+.2f}",
                      "vs none [95% CI]": "baseline" if c is None else fmt_diff(c),

@@ -189,7 +189,7 @@ def load_model(path: str | Path, config: TrainConfig) -> nn.Module:
     return model
 
 
-def _check_resumable(checkpoint: dict[str, Any], config: TrainConfig, path: Path) -> None:
+def check_resumable(checkpoint: dict[str, Any], config: TrainConfig, path: Path) -> None:
     saved = checkpoint["config"]
     # Everything but the length of the run and how it is shown must match, or the resumed
     # run would not be the run that was started.
@@ -234,7 +234,7 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
     if resume and out is None:
         raise MnistLibError("resume needs an output folder (--out) holding checkpoint.pt")
     if checkpoint is not None:
-        _check_resumable(checkpoint, config, out / CHECKPOINT)
+        check_resumable(checkpoint, config, out / CHECKPOINT)
 
     device = select_device(config.device)
     if config.threads is not None:
@@ -337,6 +337,7 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
         "selection": "best validation accuracy" if len(data.val) else "last epoch (no validation split)",
         "final": {**history[best_epoch - 1], "train_eval_loss": train_eval_loss, "train_eval_acc": train_eval_acc},
         "sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
+        "finished_at": round(time.time(), 1),  # Unix time: the study's sittings and wall time come from it
     }
     if record is not None:
         metrics["analysis"] = record(model, data)
