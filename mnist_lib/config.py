@@ -22,6 +22,8 @@ SCHEDULES = ("none", "onecycle", "cosine")
 AUGMENT_MODES = ("affine", "shift")
 MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# Fields that say how a run was executed, not what was trained: they never make two runs differ.
+EXECUTION_FIELDS = ("progress", "device", "threads", "data_dir", "download", "eval_batch_size")
 
 
 @dataclass
@@ -88,6 +90,16 @@ class TrainConfig:
         config = dataclasses.replace(self, **changes)
         config.validate()
         return config
+
+    def first_difference(self, saved: dict[str, Any], ignore: tuple[str, ...] = ()) -> str | None:
+        """The first field in which a saved config (a run's metrics.json or checkpoint) trains
+        something else than this one; None when it trains the same: the one rule for "the same
+        run", by which a run is resumed or reused. How a run was executed (EXECUTION_FIELDS)
+        never counts; a field the saved config lacks (added later) counts as its default."""
+        for f in dataclasses.fields(self):
+            if f.name not in EXECUTION_FIELDS and f.name not in ignore and saved.get(f.name, f.default) != getattr(self, f.name):
+                return f.name
+        return None
 
     def validate(self) -> "TrainConfig":
         """Raise MnistLibError naming the first bad parameter; return self when all are fine."""

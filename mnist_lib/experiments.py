@@ -36,26 +36,10 @@ COMPARISONS = [
     ("mnist", "tuned", "lenet5", "custom_mlp"),  # the writeup's two models, same size
     ("mnist", "course", "ablation_none", "custom_mlp"),  # LeNet-5 under the course recipe is the ablation's "none"
 ]
-# Fields that say how a run was executed, not what was trained: a run is reusable across them.
-EXECUTION_FIELDS = {"progress", "device", "threads", "data_dir", "download", "eval_batch_size"}
 
 
 def run_dir(runs: str | Path, dataset: str, recipe: str, variant: str, seed: int) -> Path:
     return Path(runs) / dataset / recipe / variant / f"seed{seed}"
-
-
-def _field_defaults() -> dict[str, Any]:
-    return {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-
-
-def _same_training(saved: dict[str, Any], config: TrainConfig) -> bool:
-    """Whether a saved config (metrics.json's or checkpoint.pt's) trains what ``config`` trains.
-    Execution fields may differ; a field the saved config lacks (added to TrainConfig after the
-    run) counts as its current default, so old runs stay reusable."""
-    defaults = _field_defaults()
-    missing = object()
-    return all(saved.get(k, defaults.get(k, missing)) == v
-               for k, v in config.to_dict().items() if k not in EXECUTION_FIELDS)
 
 
 def _resumable(out: Path, config: TrainConfig, label: str) -> bool:
@@ -67,14 +51,6 @@ def _resumable(out: Path, config: TrainConfig, label: str) -> bool:
         return False
     try:
         checkpoint = load_checkpoint(path)
-        saved = checkpoint["config"]
-        if not _same_training(saved, config):
-            defaults = _field_defaults()
-            wanted = config.to_dict()
-            k = next(k for k, v in wanted.items()
-                     if k not in EXECUTION_FIELDS and saved.get(k, defaults.get(k)) != v)
-            raise MnistLibError(f"{path} is for another training config ({k}={saved.get(k, defaults.get(k))!r}, "
-                                f"not {wanted[k]!r})")
         check_resumable(checkpoint, config, path)  # what train(resume=True) checks, so it cannot refuse
     except MnistLibError as exc:
         print(f"{label}: starting over: {' '.join(str(exc).split())}")
@@ -136,8 +112,9 @@ def _not_reusable(saved: dict[str, Any], config: TrainConfig) -> str | None:
     """Why a finished run cannot stand for ``config`` in this study (None: it can). One study is one
     environment, so a run trained with another torch build or on another kind of device is
     trained again; a run must also carry its record (metrics.json's "analysis")."""
-    if not _same_training(saved["config"], config):
-        return "it was trained with another config"
+    k = config.first_difference(saved["config"])
+    if k is not None:
+        return f"it was trained with {k}={saved['config'].get(k)!r}, not {getattr(config, k)!r}"
     here, there = current_environment(config), _recorded_environment(saved)
     if here != there:
         return f"it was trained with torch {there['torch']} on {there['device_type']}, this study runs torch " \

@@ -8,7 +8,7 @@ import math
 import platform
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -190,18 +190,17 @@ def load_model(path: str | Path, config: TrainConfig) -> nn.Module:
 
 
 def check_resumable(checkpoint: dict[str, Any], config: TrainConfig, path: Path) -> None:
-    saved = checkpoint["config"]
-    # Everything but the length of the run and how it is shown must match, or the resumed
-    # run would not be the run that was started.
-    ignore = {"epochs", "progress", "data_dir", "device", "threads"}
-    diffs = [k for k in saved if k not in ignore and saved[k] != getattr(config, k, None)]
-    if diffs:
-        k = diffs[0]
-        raise MnistLibError(f"{path} was saved with {k}={saved[k]!r}, not {getattr(config, k, None)!r}: "
+    """Raise unless ``checkpoint`` continues the run ``config`` describes: the same training
+    (config.first_difference, the rule reuse follows too) with any number of epochs, except
+    that a schedule fixed by the number of epochs needs the same number."""
+    k = config.first_difference(checkpoint["config"], ignore=("epochs",))
+    if k is not None:
+        raise MnistLibError(f"{path} was saved with {k}={checkpoint['config'].get(k)!r}, not {getattr(config, k)!r}: "
                             f"resume with the same settings, or train into a new --out")
-    if saved.get("epochs") != config.epochs and config.schedule != "none":
-        raise MnistLibError(f"{path} was saved by a {saved.get('epochs')}-epoch run, and the {config.schedule} schedule "
-                            f"depends on the number of epochs: resume with epochs={saved.get('epochs')}, or train into a new --out")
+    saved_epochs = checkpoint["config"].get("epochs")
+    if saved_epochs != config.epochs and config.schedule != "none":
+        raise MnistLibError(f"{path} was saved by a {saved_epochs}-epoch run, and the {config.schedule} schedule "
+                            f"depends on the number of epochs: resume with epochs={saved_epochs}, or train into a new --out")
     if checkpoint["epoch"] > config.epochs:
         raise MnistLibError(f"{path} is already at epoch {checkpoint['epoch']}, past epochs={config.epochs}")
 
@@ -211,6 +210,147 @@ class TrainResult:
     metrics: dict[str, Any]  # exactly what metrics.json holds
     model: nn.Module  # the kept model (best validation epoch), in eval mode, on the device
     data: DataSplits  # the tensors it was trained and evaluated on, on the device
+
+
+@dataclass
+class _Run:
+    """What a checkpoint saves and restores: the training state between two epochs."""
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    shuffle: torch.Generator
+    augment: torch.Generator
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch: int = 0
+    epoch: int = 0  # the last finished epoch
+
+    def best_key(self) -> tuple | None:
+        """What the kept epoch is chosen by: validation accuracy, then lower validation loss."""
+        if not self.best_epoch:
+            return None
+        kept = self.history[self.best_epoch - 1]
+        return (kept["val_acc"], -kept["val_loss"]) if kept["val_acc"] is not None else (self.best_epoch, 0)
+
+    def state(self, config: TrainConfig) -> dict[str, Any]:
+        return {"config": config.to_dict(), "epoch": self.epoch, "model_state": self.model.state_dict(),
+                "optimizer_state": self.optimizer.state_dict(), "scheduler_state": self.scheduler.state_dict(),
+                "rng": _rng_state(self.shuffle, self.augment), "history": self.history,
+                "best_state": self.best_state, "best_epoch": self.best_epoch}
+
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        self.model.load_state_dict(checkpoint["model_state"])
+        self.optimizer.load_state_dict(checkpoint["optimizer_state"])
+        self.scheduler.load_state_dict(checkpoint["scheduler_state"])
+        _set_rng_state(checkpoint["rng"], self.shuffle, self.augment)
+        self.history, self.epoch = checkpoint["history"], checkpoint["epoch"]
+        self.best_state, self.best_epoch = checkpoint["best_state"], checkpoint["best_epoch"]
+
+
+def _new_run(config: TrainConfig, data: DataSplits, device: torch.device) -> _Run:
+    """A fresh model (seeded initialization), its optimizer and schedule, and the generators of
+    the data order and the augmentation."""
+    seed_everything(config.seed)
+    model = apply_memory_format(build_model(config.model, config.batchnorm, config.dropout).to(device), config, device)
+    optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config, math.ceil(len(data.train) / config.batch_size))
+    return _Run(model, optimizer, scheduler, torch.Generator().manual_seed(config.seed),
+                torch.Generator().manual_seed(config.seed + 1))
+
+
+def _open_out(out_dir: str | Path | None, config: TrainConfig, resume: bool, overwrite: bool
+              ) -> tuple[Path | None, dict[str, Any] | None]:
+    """(the run folder, the checkpoint to resume from): refuses to replace a finished run unless
+    told, and a checkpoint that does not continue this config."""
+    if out_dir is None:
+        if resume:
+            raise MnistLibError("resume needs an output folder (--out) holding checkpoint.pt")
+        return None, None
+    out = Path(out_dir)
+    if (out / METRICS).exists() and not (resume or overwrite):
+        raise MnistLibError(f"{out} already holds a finished run: choose another --out, "
+                            f"or pass --overwrite (or --resume to extend it)")
+    ensure_writable_dir(out)
+    checkpoint = load_checkpoint(out / CHECKPOINT) if resume else None
+    if checkpoint is not None:
+        check_resumable(checkpoint, config, out / CHECKPOINT)
+    return out, checkpoint
+
+
+def _train_epoch(run: _Run, config: TrainConfig, data: DataSplits, bar) -> dict[str, Any]:
+    """One pass over the shuffled training images: loss, running accuracy and seconds."""
+    start = time.perf_counter()
+    lr = run.optimizer.param_groups[0]["lr"]
+    device = data.train.device
+    run.model.train()
+    steps = math.ceil(len(data.train) / config.batch_size)
+    losses = torch.zeros(steps, device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    background = -data.mean / data.std  # a 0 pixel after normalization
+    for step, (x, y) in enumerate(batches(data.train, config.batch_size, run.shuffle)):
+        if config.augment and config.augment_mode == "shift":
+            x = shift_batch(x, round(config.augment_shift), background, run.augment)
+        elif config.augment:
+            x = augment_batch(x, config.augment_degrees, config.augment_shift, background, run.augment)
+        logits = run.model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip is not None:
+            # foreach: one fused norm over all gradients; no host sync (the norm stays a tensor)
+            nn.utils.clip_grad_norm_(run.model.parameters(), config.grad_clip, foreach=True)
+        run.optimizer.step()
+        run.scheduler.step()
+        losses[step] = loss.detach() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        if (step + 1) % NAN_CHECK_EVERY == 0 or step + 1 == steps:
+            _check_finite(losses, step, run.epoch + 1, config.lr, run.history)
+        bar.update(1)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return {"epoch": run.epoch + 1, "lr": lr, "train_loss": losses.sum().item() / len(data.train),
+            "train_acc": 100.0 * correct.item() / len(data.train), "train_seconds": time.perf_counter() - start}
+
+
+def _evaluate_epoch(run: _Run, config: TrainConfig, data: DataSplits, entry: dict[str, Any]) -> None:
+    """Validation and test numbers of the epoch's model into ``entry``; a non-finite loss
+    (the last step's update can break the weights after its loss was checked) is divergence."""
+    has_val = len(data.val) > 0
+    val_loss, val_acc = evaluate(run.model, data.val, config.eval_batch_size) if has_val else (None, None)
+    test_loss, test_acc = evaluate(run.model, data.test, config.eval_batch_size)
+    if not math.isfinite(test_loss) or (has_val and not math.isfinite(val_loss)):
+        bad = test_loss if not math.isfinite(test_loss) else val_loss
+        raise Diverged(f"training diverged: the evaluation loss became {bad} after epoch {entry['epoch']}, "
+                       f"step {math.ceil(len(data.train) / config.batch_size)}; lower lr (now {config.lr}) "
+                       f"and start again", run.history)
+    entry.update(val_loss=val_loss, val_acc=val_acc, test_loss=test_loss, test_acc=test_acc)
+
+
+def _keep_if_best(run: _Run, entry: dict[str, Any]) -> None:
+    key = (entry["val_acc"], -entry["val_loss"]) if entry["val_acc"] is not None else (entry["epoch"], 0)
+    best = run.best_key()
+    if best is None or key > best:
+        run.best_epoch = entry["epoch"]
+        run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
+
+
+def _final_metrics(run: _Run, config: TrainConfig, data: DataSplits, device: torch.device) -> dict[str, Any]:
+    """metrics.json of the kept model (``run.model`` holds its weights)."""
+    # The kept model on the clean training images (no augmentation, Dropout off): with the
+    # test accuracy this is the train-test gap, which says whether there was overfitting at all.
+    train_eval_loss, train_eval_acc = evaluate(run.model, data.train, config.eval_batch_size)
+    has_val = len(data.val) > 0
+    return {
+        "config": config.to_dict(),
+        "environment": environment(device, config),
+        "params": count_parameters(run.model),
+        "history": run.history,
+        "selected_epoch": run.best_epoch,
+        "selection": "best validation accuracy" if has_val else "last epoch (no validation split)",
+        "final": {**run.history[run.best_epoch - 1], "train_eval_loss": train_eval_loss, "train_eval_acc": train_eval_acc},
+        "sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
+        "finished_at": round(time.time(), 1),  # Unix time: the study's sittings and wall time come from it
+    }
 
 
 def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSplits | None = None,
@@ -224,18 +364,7 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
     A non-finite loss raises `Diverged` with the epochs finished before it.
     """
     config.validate()
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        if (out / METRICS).exists() and not (resume or overwrite):
-            raise MnistLibError(f"{out} already holds a finished run: choose another --out, "
-                                f"or pass --overwrite (or --resume to extend it)")
-        ensure_writable_dir(out)
-    checkpoint = load_checkpoint(out / CHECKPOINT) if resume and out is not None else None
-    if resume and out is None:
-        raise MnistLibError("resume needs an output folder (--out) holding checkpoint.pt")
-    if checkpoint is not None:
-        check_resumable(checkpoint, config, out / CHECKPOINT)
-
+    out, checkpoint = _open_out(out_dir, config, resume, overwrite)
     device = select_device(config.device)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -243,109 +372,33 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
         data = load_data(config.dataset, config.data_dir, config.data_format, config.val_size,
                          config.limit, config.download)
     data = data.to(device)
-
-    seed_everything(config.seed)
-    model = build_model(config.model, config.batchnorm, config.dropout).to(device)
-    model = apply_memory_format(model, config, device)
-    optimizer = make_optimizer(model, config)
-    steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
-    scheduler = make_scheduler(optimizer, config, steps_per_epoch)
-    shuffle_gen = torch.Generator().manual_seed(config.seed)
-    augment_gen = torch.Generator().manual_seed(config.seed + 1)
-    background = -data.mean / data.std  # a 0 pixel after normalization
-    history: list[dict[str, Any]] = []
-    best_state, best_key, best_epoch = None, None, 0
-    start_epoch = 1
+    run = _new_run(config, data, device)
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model_state"])
-        optimizer.load_state_dict(checkpoint["optimizer_state"])
-        scheduler.load_state_dict(checkpoint["scheduler_state"])
-        _set_rng_state(checkpoint["rng"], shuffle_gen, augment_gen)
-        history = checkpoint["history"]
-        best_state, best_epoch = checkpoint["best_state"], checkpoint["best_epoch"]
-        kept = history[best_epoch - 1] if best_epoch else None
-        best_key = None if kept is None else (kept["val_acc"], -kept["val_loss"]) if kept["val_acc"] is not None else (best_epoch, 0)
-        start_epoch = checkpoint["epoch"] + 1
-
-    bar = tqdm(total=(config.epochs - start_epoch + 1) * steps_per_epoch, disable=not config.progress,
+        run.restore(checkpoint)
+    steps = math.ceil(len(data.train) / config.batch_size)
+    bar = tqdm(total=(config.epochs - run.epoch) * steps, disable=not config.progress,
                desc=f"{config.model} seed {config.seed}", unit="step", dynamic_ncols=True)
-    for epoch in range(start_epoch, config.epochs + 1):
-        epoch_start = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        model.train()
-        losses = torch.zeros(steps_per_epoch, device=device)
-        correct = torch.zeros((), dtype=torch.long, device=device)
-        for step, (x, y) in enumerate(batches(data.train, config.batch_size, shuffle_gen)):
-            if config.augment and config.augment_mode == "shift":
-                x = shift_batch(x, round(config.augment_shift), background, augment_gen)
-            elif config.augment:
-                x = augment_batch(x, config.augment_degrees, config.augment_shift, background, augment_gen)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip is not None:
-                # foreach: one fused norm over all gradients; no host sync (the norm stays a tensor)
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip, foreach=True)
-            optimizer.step()
-            scheduler.step()
-            losses[step] = loss.detach() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
-            if (step + 1) % NAN_CHECK_EVERY == 0 or step + 1 == steps_per_epoch:
-                _check_finite(losses, step, epoch, config.lr, history)
-            bar.update(1)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        train_seconds = time.perf_counter() - epoch_start
-        train_loss = losses.sum().item() / len(data.train)
-        train_acc = 100.0 * correct.item() / len(data.train)
-        val_loss, val_acc = evaluate(model, data.val, config.eval_batch_size) if len(data.val) else (float("nan"), float("nan"))
-        test_loss, test_acc = evaluate(model, data.test, config.eval_batch_size)
-        if not (math.isfinite(test_loss) and (math.isfinite(val_loss) or not len(data.val))):
-            # the last step's update can break the weights after its loss was checked
-            raise Diverged(f"training diverged: the evaluation loss became {test_loss if not math.isfinite(test_loss) else val_loss} "
-                                f"after epoch {epoch}, step {steps_per_epoch}; lower lr (now {config.lr}) and start again", history)
-        entry = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-                 "val_loss": val_loss if len(data.val) else None, "val_acc": val_acc if len(data.val) else None,
-                 "test_loss": test_loss, "test_acc": test_acc, "train_seconds": train_seconds,
-                 "seconds": time.perf_counter() - epoch_start}
-        history.append(entry)
-        key = (val_acc, -val_loss) if len(data.val) else (epoch, 0)
-        if best_key is None or key > best_key:
-            best_key, best_epoch = key, epoch
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        bar.set_postfix(epoch=epoch, val_acc=f"{val_acc:.2f}", test_acc=f"{test_acc:.2f}")
+    while run.epoch < config.epochs:
+        start = time.perf_counter()
+        entry = _train_epoch(run, config, data, bar)
+        _evaluate_epoch(run, config, data, entry)
+        entry["seconds"] = time.perf_counter() - start
+        run.history.append(entry)
+        run.epoch += 1
+        _keep_if_best(run, entry)
+        bar.set_postfix(epoch=run.epoch, val_acc=f"{entry['val_acc'] or 0:.2f}", test_acc=f"{entry['test_acc']:.2f}")
         if out is not None:
-            write_torch(out / CHECKPOINT, {
-                "config": config.to_dict(), "epoch": epoch, "model_state": model.state_dict(),
-                "optimizer_state": optimizer.state_dict(), "scheduler_state": scheduler.state_dict(),
-                "rng": _rng_state(shuffle_gen, augment_gen), "history": history,
-                "best_state": best_state, "best_epoch": best_epoch,
-            })
+            write_torch(out / CHECKPOINT, run.state(config))
     bar.close()
-
-    model.load_state_dict(best_state)
-    # The kept model on the clean training images (no augmentation, Dropout off): with the
-    # test accuracy this is the train-test gap, which says whether there was overfitting at all.
-    train_eval_loss, train_eval_acc = evaluate(model, data.train, config.eval_batch_size)
-    metrics = {
-        "config": config.to_dict(),
-        "environment": environment(device, config),
-        "params": count_parameters(model),
-        "history": history,
-        "selected_epoch": best_epoch,
-        "selection": "best validation accuracy" if len(data.val) else "last epoch (no validation split)",
-        "final": {**history[best_epoch - 1], "train_eval_loss": train_eval_loss, "train_eval_acc": train_eval_acc},
-        "sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
-        "finished_at": round(time.time(), 1),  # Unix time: the study's sittings and wall time come from it
-    }
+    run.model.load_state_dict(run.best_state)
+    metrics = _final_metrics(run, config, data, device)
     if record is not None:
-        metrics["analysis"] = record(model, data)
+        metrics["analysis"] = record(run.model, data)
     if out is not None:
-        write_torch(out / MODEL, best_state)
+        write_torch(out / MODEL, run.best_state)
         write_json(out / METRICS, metrics)  # last: its presence marks a finished run
-    model.eval()
-    return TrainResult(metrics, model, data)
+    run.model.eval()
+    return TrainResult(metrics, run.model, data)
 
 
 def _check_finite(losses: torch.Tensor, step: int, epoch: int, lr: float, history: list[dict[str, Any]]) -> None:
