@@ -190,11 +190,12 @@ def conv1_maps(conv1: dict[str, Any], image: torch.Tensor) -> torch.Tensor:
     convolution, bn1 (in eval mode, where the model has it) and ReLU: what the first pooling
     layer receives."""
     x = image.reshape(1, 1, *image.shape[-2:]).double()
-    z = F.conv2d(x, torch.tensor(conv1["weight"]), torch.tensor(conv1["bias"]), padding=conv1["padding"])
+    t = lambda values: torch.tensor(values, dtype=torch.float64)
+    z = F.conv2d(x, t(conv1["weight"]), t(conv1["bias"]), padding=conv1["padding"])
     bn = conv1["bn"]
     if bn is not None:
-        z = F.batch_norm(z, torch.tensor(bn["running_mean"]), torch.tensor(bn["running_var"]),
-                         torch.tensor(bn["weight"]), torch.tensor(bn["bias"]), training=False, eps=bn["eps"])
+        z = F.batch_norm(z, t(bn["running_mean"]), t(bn["running_var"]), t(bn["weight"]), t(bn["bias"]),
+                         training=False, eps=bn["eps"])
     return F.relu(z)[0].float()
 
 

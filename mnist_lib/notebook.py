@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from mnist_lib.config import DATASETS, PRESETS, TrainConfig, choice, variant_config
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+from mnist_lib.config import DATASET_LABELS, DATASETS, PRESETS, TrainConfig, choice, variant_config
 from mnist_lib.errors import MnistLibError
 from mnist_lib.experiments import run_dir
 from mnist_lib.files import ensure_writable_dir
@@ -106,6 +109,85 @@ class NotebookRun:
         c = self.config
         return load_data(c.dataset, c.data_dir, c.data_format, c.val_size, c.limit, c.download)
 
+    # What a model notebook shows, one call per section: the narrative stays in the notebook.
+    def describe(self) -> None:
+        display(Markdown(describe_run(self)))
+
+    def show_architecture(self):
+        """The diagram drawn from the model (shapes from a forward pass) and its per-layer
+        parameter table; returns the model."""
+        from mnist_lib import diagram
+        from mnist_lib.models import build_model, count_parameters
+
+        net = build_model(self.config.model, self.config.batchnorm, self.config.dropout)
+        diagram.architecture_figure(net, self.figure(), title=f"{self.name}: {count_parameters(net):,} parameters")
+        plt.show()
+        display(Markdown(parameter_markdown(net, self.name)))
+        return net
+
+    def show_curves(self, metrics: list[dict[str, Any]]) -> None:
+        from mnist_lib import plots
+
+        plots.curves_figure([m["history"] for m in metrics], self.figure("_result"),
+                            title=f"{self.name} on {DATASET_LABELS[self.dataset]}",
+                            selected_epochs=[m["selected_epoch"] for m in metrics])
+        plt.show()
+
+    def show_errors(self, metrics: list[dict[str, Any]], data=None):
+        """The test confusion matrix summed over seeds, the per-class table and the first seed's
+        misclassified digits, all from the runs' records; returns the per-class frame."""
+        from mnist_lib import plots
+        from mnist_lib.analysis import recorded_predictions
+        from mnist_lib.tables import markdown_table
+
+        data = data or self.load_data()
+        labels = data.test.labels.cpu()
+        predictions = {m["config"]["seed"]: recorded_predictions(m, labels) for m in metrics}
+        matrix = sum(plots.confusion_matrix(labels, p) for p in predictions.values())
+        title = f"{self.name} on {DATASET_LABELS[self.dataset]}"
+        plots.confusion_figure(matrix, data.class_names, self.figure("_confusion"),
+                               title=f"{title}: test confusion matrix, summed over {len(predictions)} seed(s)")
+        plt.show()
+        frame = per_class_frame(labels, predictions, data.class_names)
+        display(Markdown(markdown_table(frame.drop(columns="mean"))))
+        first = self.seeds[0]
+        plots.misclassified_figure(data.unnormalize(data.test.stored.cpu()), labels, predictions[first],
+                                   data.class_names, self.figure("_misclassified"),
+                                   title=f"{self.name}, seed {first}: misclassified test images (true → predicted)")
+        plt.show()
+        return frame
+
+    def show_conv1(self, metrics: list[dict[str, Any]], data=None) -> None:
+        """The first seed's conv1 filters and their feature maps of the first test digit."""
+        from mnist_lib.analysis import conv1_figure
+
+        data = data or self.load_data()
+        conv1_figure(metrics[0]["analysis"]["conv1"], data.test.images[0], self.figure("_conv1"),
+                     title=f"{self.name}, seed {self.seeds[0]}: conv1 filters and feature maps",
+                     label=data.class_names[int(data.test.labels[0])])
+        plt.show()
+
+    def show_shifts(self, metrics: list[dict[str, Any]]) -> None:
+        """Test accuracy on shifted test images, mean over seeds (recorded for MNIST runs)."""
+        from mnist_lib.analysis import recorded_shift_table, shift_figure
+        from mnist_lib.tables import markdown_table
+
+        table = recorded_shift_table({self.name: metrics})
+        if table.empty:
+            display(Markdown("*No shift accuracies recorded for these runs (they are measured on MNIST).*"))
+            return
+        shift_figure(table, self.figure("_shifts"))
+        plt.show()
+        display(Markdown(markdown_table(table.map(lambda v: f"{v:.2f}").rename(columns=lambda c: f"{c} px"))))
+
+    def show_summary(self, metrics: list[dict[str, Any]], frame=None) -> None:
+        display(Markdown(model_summary(self, metrics, frame)))
+
+
+def config_fields(namespace: dict[str, Any]) -> dict[str, Any]:
+    """A notebook's training parameters (CONFIG_PARAMETERS) from its globals()."""
+    return {k: namespace[k] for k in CONFIG_PARAMETERS if k in namespace}
+
 
 def check_parameters(model: str, recipe: str = "tuned", seeds: Any = (0, 1, 2), dataset: str = "mnist",
                      runs_dir: Any = "runs", images_dir: Any = "images", retrain: Any = False,
@@ -179,15 +261,6 @@ def check_report_parameters(runs_dir: Any = "runs", images_dir: Any = "images", 
 
 
 # --------------------------------------------------------------------------- per-model analysis
-
-def seed_predictions(run: NotebookRun, data) -> dict[int, Any]:
-    """Test-set predictions of each seed's kept model (CPU), by seed, from the runs' records."""
-    from mnist_lib.analysis import recorded_predictions
-    from mnist_lib.train import read_metrics
-
-    labels = data.test.labels.cpu()
-    return {seed: recorded_predictions(read_metrics(path), labels) for seed, path in zip(run.seeds, run.run_dirs())}
-
 
 def per_class_frame(labels, predictions: dict[int, Any], class_names: Sequence[str]):
     """Per-class test accuracy, mean ± std over seeds, with the number of test images and
@@ -350,16 +423,3 @@ def dataset_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 rows.append({"label": display_name(entry) if key in MODELS else entry["label"],
                              "values": entry["test_acc"], "dataset": dataset})
     return rows
-
-
-def show_figure(path: str | Path) -> None:
-    """Display a saved figure (embedded in the executed notebook and the exports), or say it is missing."""
-    from IPython.display import Image, Markdown, display
-
-    path = Path(path)
-    if path.is_file():
-        display(Image(filename=str(path)))
-    else:
-        display(Markdown(f"*The figure `{path.name}` has not been produced: run the notebook that draws it "
-                         f"(`python -m mnist_lib report` runs them all).*"))
-

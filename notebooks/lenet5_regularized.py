@@ -18,54 +18,22 @@
 # %% [markdown]
 # # LeNet5_Regularized on MNIST
 #
-# LeNet-5 with the writeup's two regularizers added: Batch Normalization after each convolution and
-# Dropout (rate 0.2) around the fully connected layers.
-#
-# This notebook is executed by `python -m mnist_lib report` (papermill); every number below is
-# computed from the model or from the saved runs.
-#
-# **Parameters** (the cell tagged `parameters`; papermill: `-p NAME VALUE`, or `-y "seeds: [0, 1]"`):
-# `model` (this architecture, or one of its variants), `recipe` (`tuned` or `course`); the training
-# settings `epochs`, `batch_size`, `lr`, `optimizer`, `momentum`, `weight_decay`, `schedule`, `augment`
-# (`None`: the recipe's value); `seeds`; `dataset` (`mnist` or `fashion-mnist`); `data_dir` (`None`:
-# `$MNIST_DATA_DIR`, else `./data`); `device` (`auto` takes the GPU when there is one); `limit` and
-# `val_size` (training images used, held out); `runs_dir` and `images_dir` (relative to the working
-# directory); `retrain` (train again even where a finished run of the same config exists); `REPO_URL`.
-#
-# **Run it anywhere.** In a checkout of the repository (Jupyter, papermill) the setup cell finds
-# `mnist_lib` by walking up from the working directory, or uses the installed package. On Colab, set
-# `REPO_URL` in the parameters cell to a pip-installable URL of your copy of the repository, e.g.
-# `git+https://github.com/<you>/MNIST-Classification.git`, and run all cells: MNIST is downloaded into
-# `./data` unless `data_dir` (or `$MNIST_DATA_DIR`) says where it is.
+# LeNet-5 with the writeup's two regularizers: **Batch Normalization** (Ioffe & Szegedy, 2015) after
+# each convolution, and **Dropout** (Srivastava et al., 2014; rate 0.2) around the fully connected
+# layers. The writeup claims they stabilize training, cut the epochs it needs, allow higher learning
+# rates and improve generalization; the report tests each claim. `python -m mnist_lib report`
+# executes this notebook with papermill; the parameters and how to run it on Colab are in the README.
 
 # %% tags=["parameters"]
-# Parameters (papermill: -p NAME VALUE, or -y "seeds: [0, 1]"). None: the recipe's value (mnist_lib.PRESETS).
-model = "lenet5_regularized"  # this notebook's architecture, or one of its variants (mnist_lib.experiments.VARIANTS)
-recipe = "tuned"  # "tuned" (the project's) or "course" (the assignment template's)
-epochs = None
-batch_size = None
-lr = None
-optimizer = None  # "sgd" or "adamw"
-momentum = None
-weight_decay = None
-schedule = None  # "none", "onecycle" or "cosine"
-augment = None  # random shifts/rotations of the training images
-seeds = [0, 1, 2]
-dataset = "mnist"  # or "fashion-mnist"
-data_dir = None  # None: $MNIST_DATA_DIR, else ./data
-device = "auto"  # auto: cuda, then mps, then cpu
-limit = None  # train on the first N training images (quick runs)
-val_size = None  # training images held out for validation (None: 5,000)
-runs_dir = "runs"
-images_dir = "images"
-retrain = False  # True: train again even where a finished run of the same config exists
-# Colab: set to a pip-installable URL of your copy of this repository, e.g.
-# git+https://github.com/<you>/MNIST-Classification.git ("": the repository around this notebook, or the installed package)
-REPO_URL = ""
+model = "lenet5_regularized"  # this architecture or one of its variants (mnist_lib.registry.VARIANTS)
+recipe, seeds, dataset = "tuned", [0, 1, 2], "mnist"  # recipe: "tuned" or "course"; dataset: or "fashion-mnist"
+epochs = batch_size = lr = optimizer = momentum = weight_decay = schedule = augment = None  # None: the recipe's
+data_dir, device, limit, val_size = None, "auto", None, None  # data_dir None: $MNIST_DATA_DIR, else ./data
+runs_dir, images_dir, retrain = "runs", "images", False  # retrain: even where a finished run of this config exists
+REPO_URL = ""  # Colab: a pip-installable URL of your copy of the repository (see the README)
 
 # %%
-# Setup: make mnist_lib importable from the repository around this notebook (found by walking up from the
-# working directory; no chdir, so relative paths stay relative to it), else as installed, else from REPO_URL.
+# Setup: mnist_lib from the repository around this notebook, else as installed, else from REPO_URL.
 import importlib.util, subprocess, sys
 from pathlib import Path
 
@@ -80,106 +48,63 @@ elif importlib.util.find_spec("mnist_lib") is None:
 
 # %%
 # Every parameter goes through the same TrainConfig as the CLI: a bad one stops here with its message.
-from IPython.display import Markdown, display
-from mnist_lib import diagram, plots
-from mnist_lib.models import build_model
-from mnist_lib.notebook import check_parameters, describe_run
+from mnist_lib.notebook import check_parameters, config_fields
 
 run = check_parameters(model, recipe, seeds, dataset, runs_dir, images_dir, retrain, architecture="lenet5_regularized",
-                       epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
-                       weight_decay=weight_decay, schedule=schedule, augment=augment, data_dir=data_dir,
-                       device=device, limit=limit, val_size=val_size)
-display(Markdown(describe_run(run)))
+                       **config_fields(globals()))
+run.describe()
 
 # %% [markdown]
-# ## Architecture: where BatchNorm and Dropout sit, and why
-#
-# **Batch Normalization** (Ioffe & Szegedy, 2015) standardizes each channel over the mini-batch and
-# then rescales it with a learned scale and shift (2 parameters per channel):
+# ## Architecture: where BatchNorm and Dropout sit
 #
 # - `conv1`: `Conv2d(1, 6, 5, padding=2)` then `BatchNorm2d(6)`, before the ReLU and pooling;
-# - `conv2`: `Conv2d(6, 16, 5)` then `BatchNorm2d(16)`.
+#   `conv2`: `Conv2d(6, 16, 5)` then `BatchNorm2d(16)`. BatchNorm standardizes each channel over
+#   the mini-batch, then rescales it with a learned scale and shift (2 parameters per channel).
+# - Dropout zeroes each unit with probability 0.2 in training (and scales the rest by 1/0.8):
+#   after `fc1` (and, as the writeup lists, again before `fc2`: two in a row), and before `fc3`.
 #
-# Normalized activations keep the gradient scale steady across layers, which allows higher learning
-# rates and faster convergence; the noise of batch statistics also acts as a mild regularizer.
-#
-# **Dropout** (Srivastava et al., 2014) zeroes each unit with probability 0.2 during training (and
-# scales the rest by 1/0.8), so no unit can rely on a particular other one:
-#
-# - after `fc1` (and, as the writeup lists, again before `fc2`: two Dropouts in a row);
-# - before `fc3`, the classifier.
-#
-# Both act only in training; in evaluation BatchNorm uses its running statistics and Dropout is off.
+# Both act only in training: in evaluation BatchNorm uses its running statistics and Dropout is off.
 
 # %%
-# The diagram is computed from the model: shapes from a dummy forward pass, parameters from its modules.
-net = build_model(run.config.model, run.config.batchnorm, run.config.dropout)
-fig = diagram.architecture_figure(net, run.figure(), title=f"{run.name}: {sum(p.numel() for p in net.parameters()):,} parameters")
-
-# %% [markdown]
-# ## Parameter calculation
-#
-# Weights and biases per layer, computed from the modules (so the arithmetic cannot drift from the code):
-
-# %%
-from mnist_lib.notebook import parameter_markdown
-display(Markdown(parameter_markdown(net, run.name)))
+net = run.show_architecture()
 
 # %% [markdown]
 # ## Training
 #
-# One run per seed through `mnist_lib.experiments.run_seeds` (the same engine as the CLI): the kept
-# model of each run is the epoch with the best **validation** accuracy (training images held out,
-# as counted above), so the test set never chooses anything.
+# The same recipe and seeds as LeNet-5, so the two differ only by the regularizers. The kept epoch
+# is chosen on validation accuracy; Dropout is off when it is measured.
 
 # %%
-# The data is loaded once and shared by the seeds; a finished run of the same config is reused
-# (retrain=True trains again). Each seed's run folder: runs/<dataset>/<recipe>/<variant>/seed<S>/.
-data = run.load_data()
-metrics = run.run(data)
+metrics = run.run()
 
 # %% [markdown]
-# ## Results
+# ## Learning curves
 #
-# Loss and accuracy per epoch on the training, validation and test sets (mean over seeds; the band
-# is the range over seeds).
+# With Dropout on during training, the running training accuracy is measured on a thinned network:
+# it sits below the validation accuracy, which is measured with every unit.
 
 # %%
-fig = plots.curves_figure([m["history"] for m in metrics], run.figure("_result"), title=f"{run.name} on {run.dataset}",
-                          selected_epochs=[m["selected_epoch"] for m in metrics])
+run.show_curves(metrics)
 
 # %% [markdown]
-# ## Errors
+# ## What the first layer learned
 #
-# Where the kept models go wrong on the test set:
+# The same picture as in the LeNet-5 notebook, here after BatchNorm: each map is standardized, so
+# the maps share one scale whatever the filter's own gain.
 
 # %%
-# Test-set predictions of each seed's kept model; the confusion matrix is summed over seeds.
-from mnist_lib.notebook import per_class_frame, seed_predictions
-from mnist_lib.tables import markdown_table
-
-predictions = seed_predictions(run, data)
-labels = data.test.labels.cpu()
-matrix = sum(plots.confusion_matrix(labels, p) for p in predictions.values())
-fig = plots.confusion_figure(matrix, data.class_names, run.figure("_confusion"),
-                             title=f"{run.name} on {run.dataset}: test confusion matrix, summed over {len(predictions)} seed(s)")
+run.show_conv1(metrics)
 
 # %% [markdown]
-# Per-class test accuracy (mean ± std over seeds) and the class each one is most often mistaken for:
+# ## Where LeNet5_Regularized goes wrong
+#
+# The confusion matrix summed over seeds, per-class accuracy, and the first seed's misclassified digits.
 
 # %%
-per_class = per_class_frame(labels, predictions, data.class_names)
-display(Markdown(markdown_table(per_class.drop(columns="mean"))))
-
-# %%
-first = run.seeds[0]
-fig = plots.misclassified_figure(data.unnormalize(data.test.images), labels, predictions[first], data.class_names,
-                                 run.figure("_misclassified"),
-                                 title=f"{run.name}, seed {first}: misclassified test images (true→predicted)")
+per_class = run.show_errors(metrics)
 
 # %% [markdown]
-# ## Summary
+# ## In numbers
 
 # %%
-from mnist_lib.notebook import model_summary
-display(Markdown(model_summary(run, metrics, per_class)))
+run.show_summary(metrics, per_class)
