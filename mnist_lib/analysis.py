@@ -209,7 +209,7 @@ def conv1_figure(conv1: dict[str, Any], image: torch.Tensor, path: str | Path | 
     n = len(weights)
     has_bn = conv1["bn"] is not None
     after = "BN + ReLU" if has_bn else "ReLU"
-    fig, axes = plt.subplots(2, n + 1, figsize=(9, 3.6), gridspec_kw={"wspace": 0.12, "hspace": 0.25})
+    fig, axes = plt.subplots(2, n + 1, figsize=(7, 3.0), gridspec_kw={"wspace": 0.12, "hspace": 0.3})
     wmax = float(np.abs(weights).max()) or 1.0
     mmax = float(maps.max()) or 1.0
     for k in range(n):
@@ -217,8 +217,8 @@ def conv1_figure(conv1: dict[str, Any], image: torch.Tensor, path: str | Path | 
         axes[0, k + 1].set_title(f"filter {k + 1}", fontsize=9)
         m_im = axes[1, k + 1].imshow(maps[k], cmap="magma", vmin=0, vmax=mmax, interpolation="nearest")
         axes[1, k + 1].set_title(f"map {k + 1}", fontsize=9)
-    axes[0, 0].text(0.5, 0.5, f"conv1: {n} learned\n5×5 filters\n(red +, blue −);\nbelow: their maps\nafter {after}",
-                    ha="center", va="center", fontsize=9, transform=axes[0, 0].transAxes)
+    axes[0, 0].text(0.5, 0.5, f"conv1's\n{n} filters\n(red +,\nblue −)", ha="center", va="center", fontsize=9,
+                    transform=axes[0, 0].transAxes)
     axes[1, 0].imshow(image.reshape(*image.shape[-2:]).detach().cpu().numpy(), cmap="gray", interpolation="nearest")
     axes[1, 0].set_title("input" + (f" (label {label})" if label is not None else ""), fontsize=9)
     for ax in axes.flat:
@@ -235,19 +235,18 @@ def conv1_figure(conv1: dict[str, Any], image: torch.Tensor, path: str | Path | 
 
 def shift_figure(table, path: str | Path | None = None, title: str | None = None) -> plt.Figure:
     """Test accuracy against the shift in pixels (a `shift_table`), one line per model."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    fig, ax = plt.subplots(figsize=(5.2, 3.0))
     shifts = [int(s) for s in table.columns]
     for name, row in table.iterrows():
         ax.plot(shifts, row.values, marker="o", markersize=4, label=str(name))
-        ax.annotate(f"{row.values[-1]:.1f}", (shifts[-1], row.values[-1]), xytext=(4, 0),
-                    textcoords="offset points", va="center", fontsize=8)
     ax.set_xticks(shifts)
-    ax.set_xlabel("shift of the test images (pixels; mean over right, left, down, up)", fontsize=9)
+    ax.set_xlabel("shift of the test images (pixels; mean of right, left, down, up)", fontsize=9)
     ax.set_ylabel("test accuracy (%)", fontsize=9)
     ax.tick_params(labelsize=8)
     ax.grid(alpha=0.3)
     ax.margins(x=0.08)
-    ax.legend(fontsize=8, loc="lower left")
-    ax.set_title(title or "accuracy under translation (vacated pixels: background)", fontsize=10)
+    ax.legend(fontsize=8.5, loc="lower left")
+    if title:
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return save(fig, path)

@@ -243,13 +243,6 @@ class DataSplits:
         return (images * self.std + self.mean).clamp(0, 1)
 
 
-def normalize(images: torch.Tensor, dataset: str) -> torch.Tensor:
-    """uint8 N x 28 x 28 -> float32 N x 1 x 28 x 28: [0, 1], minus mean, over std."""
-    mean, std = NORMALIZATION[dataset]
-    # in place: one float copy of the images, not four (the same arithmetic, so the same values)
-    return images.float().div_(255.0).sub_(mean).div_(std).unsqueeze(1)
-
-
 def split_train_val(n: int, val_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices of the training and validation parts; the same for a given (n, val_size, seed)."""
     if val_size >= n:

@@ -250,14 +250,10 @@ def check_grid(variants: Any, recipes: Any, **common: Any) -> list[NotebookRun]:
             for v in names("variants", variants, list(VARIANTS))]
 
 
-def check_report_parameters(runs_dir: Any = "runs", images_dir: Any = "images", summary_path: Any = "report/summary.json",
-                            wall_seconds: Any = None) -> tuple[Path, Path, Path, float | None]:
-    """The comparison and report notebooks' parameters: folders and the pipeline's wall time."""
-    if wall_seconds is not None and (isinstance(wall_seconds, bool) or not isinstance(wall_seconds, (int, float))
-                                     or not math.isfinite(wall_seconds) or wall_seconds < 0):
-        raise MnistLibError(f"wall_seconds must be a number of seconds >= 0 or None, got {wall_seconds!r}")
-    return (_path("runs_dir", runs_dir), _path("images_dir", images_dir), _path("summary_path", summary_path),
-            None if wall_seconds is None else float(wall_seconds))
+def check_report_parameters(runs_dir: Any = "runs", images_dir: Any = "images",
+                            summary_path: Any = "report/summary.json") -> tuple[Path, Path, Path]:
+    """The comparison and report notebooks' parameters: their folders."""
+    return _path("runs_dir", runs_dir), _path("images_dir", images_dir), _path("summary_path", summary_path)
 
 
 # --------------------------------------------------------------------------- per-model analysis

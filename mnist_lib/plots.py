@@ -77,28 +77,56 @@ def curves_figure(histories: Sequence[Sequence[Mapping[str, Any]]], path: str | 
 
 def full_result_figure(histories: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]],
                        path: str | Path | None = None, title: str = "") -> plt.Figure:
-    """The writeup's full_result: test accuracy and test loss per epoch of every model
-    (label -> per-seed histories), mean over seeds with a min–max band."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (label, runs) in enumerate(histories.items()):
-        color = colors[i % len(colors)]
-        for ax, key in ((axes[0], "test_acc"), (axes[1], "test_loss")):
+    """The writeup's full_result, one panel per model (label -> per-seed histories) on its own
+    epochs: training (running, on augmented images), validation and test accuracy, mean over
+    seeds with a min–max band. The y-range starts at the lowest mean from the second epoch on,
+    so the last tenths of a point stay visible."""
+    n = len(histories)
+    fig, axes = plt.subplots(1, n, figsize=(2.4 * n + 0.4, 2.9), squeeze=False)
+    for ax, (label, runs) in zip(axes[0], histories.items()):
+        low_y = 100.0
+        for key, name, color in (("train_acc", "train", "C0"), ("val_acc", "validation", "C2"), ("test_acc", "test", "C3")):
             epochs, mean, low, high = _mean_band(_series(runs, key))
-            ax.plot(epochs, mean, color=color, marker="o", markersize=3, label=label)
+            ax.plot(epochs, mean, color=color, linewidth=1.4, label=name)
             if len(runs) > 1:
                 ax.fill_between(epochs, low, high, color=color, alpha=0.15, linewidth=0)
-    axes[0].set_ylabel("test accuracy (%)")
-    axes[1].set_ylabel("test loss")
-    for ax in axes:
-        ax.set_xlabel("epoch")
+            low_y = min(low_y, float(np.nanmin(mean[1:] if len(mean) > 1 else mean)))
+        ax.set_ylim(max(low_y - 0.3, 0), 100.05)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("epoch", fontsize=9)
+        ax.tick_params(labelsize=8.5)
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    axes[0].set_title("test accuracy")
-    axes[1].set_title("test loss")
-    axes[1].legend(fontsize=8)
+    axes[0, 0].set_ylabel("accuracy (%)", fontsize=9)
+    axes[0, -1].legend(fontsize=8.5, loc="lower right")
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def lr_sweep_figure(rows: Mapping[str, Mapping[float, Sequence[float | None]]], path: str | Path | None = None,
+                    title: str = "") -> plt.Figure:
+    """Test accuracy against a constant learning rate (log scale), one line per variant (label ->
+    {lr: per-seed accuracies}); seeds as dots, a failed or diverged run drawn at the bottom."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.0))
+    floor = 0.0
+    for i, (label, by_lr) in enumerate(rows.items()):
+        lrs = sorted(by_lr)
+        means = [np.mean([a for a in by_lr[lr] if a is not None]) if any(a is not None for a in by_lr[lr]) else np.nan
+                 for lr in lrs]
+        ax.plot(lrs, means, marker="o", color=f"C{i}", label=label)
+        for lr in lrs:
+            ax.scatter([lr] * len(by_lr[lr]), [floor if a is None else a for a in by_lr[lr]], s=12, color=f"C{i}", alpha=0.5)
+    ax.set_xscale("log")
+    ax.set_xticks(sorted({lr for by_lr in rows.values() for lr in by_lr}), [f"{lr:g}" for lr in sorted({lr for by_lr in rows.values() for lr in by_lr})])
+    ax.set_xlabel("constant learning rate (SGD, momentum 0.9)", fontsize=9)
+    ax.set_ylabel("test accuracy (%)", fontsize=9)
+    ax.tick_params(labelsize=8.5)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8.5)
+    if title:
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return save(fig, path)
 
@@ -176,7 +204,7 @@ def mean_std_figure(rows: Sequence[Mapping[str, Any]], path: str | Path | None =
     labels = list(dict.fromkeys(r["label"] for r in rows))
     groups = list(dict.fromkeys(r[group_key] for r in rows))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    fig, ax = plt.subplots(figsize=(9, 0.55 * len(labels) * max(1, len(groups) * 0.7) + 1.4))
+    fig, ax = plt.subplots(figsize=(6.8, 0.42 * len(labels) * max(1, len(groups) * 0.7) + 1.2))
     height = 0.7 / max(len(groups), 1)
     for g, group in enumerate(groups):
         for r in rows:
@@ -190,8 +218,8 @@ def mean_std_figure(rows: Sequence[Mapping[str, Any]], path: str | Path | None =
                         label=str(group) if r is next(x for x in rows if x[group_key] == group) else None)
             ax.scatter(values, [y] * len(values), s=12, color=colors[g % len(colors)], alpha=0.45, zorder=3)
             ax.annotate(f"{mean:.2f}", (mean, y), xytext=(0, 5), textcoords="offset points",
-                        ha="center", fontsize=7)
-    ax.set_yticks(range(len(labels)), labels, fontsize=8.5)
+                        ha="center", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=9)
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
     ax.grid(axis="x", alpha=0.3)
@@ -210,7 +238,8 @@ def mean_std_figure(rows: Sequence[Mapping[str, Any]], path: str | Path | None =
             ax.annotate(f"◄ a seed at {v:.1f}% (did not learn); mean off scale", (left, y), xytext=(4, -9),
                         textcoords="offset points", fontsize=7, color="0.3")
     if len(groups) > 1 or groups[0] not in ("", None):
-        ax.legend(title=group_key, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    ax.set_title(title or "mean ± std over seeds (dots: single seeds)", fontsize=11)
+        ax.legend(fontsize=8.5, loc="best")
+    if title:
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return save(fig, path)

@@ -178,20 +178,6 @@ def targets_frame(summary: Mapping[str, Any]):
     return pd.DataFrame(rows)
 
 
-def convergence_frame(summary: Mapping[str, Any]):
-    """The "2x epochs" evidence: each model at its epochs and at twice as many."""
-    import pandas as pd
-
-    rows = []
-    for c in sorted(summary.get("convergence", []), key=lambda c: DATASETS.index(c["dataset"])):  # MNIST first
-        short = summary[c["dataset"]][c["variant"]]
-        long = summary["2x"][c["dataset"]][c["variant"]]
-        rows.append({"dataset": DATASET_LABELS[c["dataset"]], "model": c["label"], "epochs": str(c["epochs"]),
-                     "test acc (%)": fmt_row(short), "2x epochs": str(c["epochs_2x"]), "2x test acc (%)": fmt_row(long),
-                     "gain": f"{c['gain']:+.2f}", "converged": "yes" if c["converged"] else "no"})
-    return pd.DataFrame(rows)
-
-
 def stability_frame(summary: Mapping[str, Any], dataset: str = "mnist"):
     """The stability sweep: runs, failed runs, and the spread of the rest."""
     import pandas as pd
@@ -219,21 +205,8 @@ def recipes_frame(summary: Mapping[str, Any] | None = None):
         rows.append({"recipe": name, "optimizer": f"SGD, momentum {c.momentum:g}" + (", Nesterov" if c.nesterov else ""),
                      "lr": schedule, "batch": str(c.batch_size), "weight decay": f"{c.weight_decay:g}",
                      "grad clip": "-" if c.grad_clip is None else f"norm {c.grad_clip:g}",
-                     "augmentation": f"±{c.augment_degrees:g}°, ±{c.augment_shift:g} px" if c.augment else "none"})
-    return pd.DataFrame(rows)
-
-
-def plan_frame(summary: Mapping[str, Any]):
-    """The executed plan: each step's budget, estimated and measured wall time, and the machine it
-    was measured on (its device; a step whose runs were trained in several sittings has no measured time)."""
-    import pandas as pd
-
-    rows = [{"step": s["name"].removeprefix(f"{s['dataset']}_"), "dataset": s["dataset"], "recipe": s["recipe"], "variants": str(len(s["variants"])),
-             "epochs": str(s["epochs"]), "seeds": str(len(s["seeds"])), "images": f"{(s['limit'] or 55_000):,}",
-             "estimate": seconds_text(s["estimate_seconds"]),
-             "measured": "-" if s.get("seconds") is None else seconds_text(s["seconds"]),
-             "on": s.get("ran_on") or "-"}
-            for s in summary.get("plan", [])]
+                     "augmentation": "none" if not c.augment else f"shifts ±{c.augment_shift:g} px"
+                     + (f", rotations ±{c.augment_degrees:g}°" if c.augment_mode == "affine" else "")})
     return pd.DataFrame(rows)
 
 

@@ -23,8 +23,7 @@
 # the plan's time. `make report` writes `report/summary.json` first; run alone, this notebook writes it.
 #
 # **Parameters** (the cell tagged `parameters`; papermill: `-p NAME VALUE`): `runs_dir`, `images_dir` and
-# `summary_path` (relative to the working directory), `wall_seconds` (the pipeline's measured wall time,
-# or `None`), `REPO_URL`.
+# `summary_path` (relative to the working directory), `REPO_URL`.
 #
 # **Run it anywhere.** In a checkout of the repository (Jupyter, papermill) the setup cell finds
 # `mnist_lib` by walking up from the working directory, or uses the installed package. On Colab, set
@@ -37,7 +36,6 @@
 runs_dir = "runs"
 images_dir = "images"
 summary_path = "report/summary.json"
-wall_seconds = None  # the pipeline's measured wall time so far, when it runs this notebook
 # Colab: set to a pip-installable URL of your copy of this repository, e.g.
 # git+https://github.com/<you>/MNIST-Classification.git ("": the repository around this notebook, or the installed package)
 REPO_URL = ""
@@ -62,9 +60,10 @@ from IPython.display import Markdown, display
 from mnist_lib import plots, tables
 from mnist_lib.experiments import read_summary, write_summary
 from mnist_lib.notebook import check_report_parameters, dataset_rows, full_result_histories
+from mnist_lib.paper import convergence_frame, plan_frame
 
-runs_dir, images_dir, summary_path, wall_seconds = check_report_parameters(runs_dir, images_dir, summary_path, wall_seconds)
-# The pipeline writes the summary (with the study's wall time and machine); run alone, write it here.
+runs_dir, images_dir, summary_path = check_report_parameters(runs_dir, images_dir, summary_path)
+# The pipeline writes the summary (with the study's environment and plan); run alone, write it here.
 summary = read_summary(summary_path) if summary_path.is_file() else write_summary(runs_dir, summary_path)
 
 # %% [markdown]
@@ -79,7 +78,7 @@ display(Markdown(tables.results_table(summary, "mnist")))
 # ## Targets, convergence (twice the epochs) and the stability sweep
 
 # %%
-for frame in (tables.targets_frame(summary), tables.convergence_frame(summary), tables.stability_frame(summary)):
+for frame in (tables.targets_frame(summary), convergence_frame(summary), tables.stability_frame(summary)):
     display(Markdown(tables.markdown_table(frame)))
 
 # %% [markdown]
@@ -103,7 +102,7 @@ if rows:
                                 title="MNIST and Fashion-MNIST: test accuracy, mean ± std over seeds")
 
 # %% [markdown]
-# ## The plan as executed: estimated and measured time per step
+# ## The plan as executed: each step's budget and estimated cost
 
 # %%
-display(Markdown(tables.markdown_table(tables.plan_frame(summary))))
+display(Markdown(tables.markdown_table(plan_frame(summary))))
