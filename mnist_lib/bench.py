@@ -1,5 +1,5 @@
-"""`python -m mnist_lib bench`: how fast the engine trains, against the course's per-sample pipeline,
-the project's first version and the framework's floor.
+"""`python -m mnist_lib bench`: how fast the engine trains, against the course's per-sample pipeline
+and the framework's floor.
 
 Per model, side by side in one run, on the same images:
 
@@ -10,12 +10,7 @@ Per model, side by side in one run, on the same images:
 * fast: the project's engine (`mnist_lib.train.train`) on the same recipe (the course's, batch
   64): each split decoded once into one uint8 tensor, a batch is an index into it, normalized as
   it is made. fast / per-sample is the reported speed-up.
-* first version: the engine with the project's first tuned settings (batch 128, lr 0.1, NCHW
-  tensors, rotation + shift augmentation by affine resampling).
 * study: the engine with the study's settings (the `tuned` preset as it is now, or ``study``).
-  first version / study is the per-epoch speed-up of the study.
-* shifts only: the study row with whole-pixel shifts instead of rotation + shift by affine
-  resampling (the augmentation the study's "shifts only" rows test for accuracy).
 * bare compute: the floor under the study row: the same model, memory format, batch size,
   loss, gradient clipping and optimizer, stepping over one batch tensor reused, with no data
   handling, no augmentation, no schedule and no bookkeeping. study / bare compute is the
@@ -57,12 +52,8 @@ from mnist_lib.models import build_model
 from mnist_lib.train import (apply_memory_format, cpu_name, evaluate, make_optimizer, seed_everything,
                              select_device, train)
 
-PIPELINES = ("per-sample", "fast", "first version", "study", "shifts only", "bare compute")
+PIPELINES = ("per-sample", "fast", "study", "bare compute")
 TARGET_ACCURACY = 99.0
-# The project's first tuned settings, for the "first version" row (applied over the tuned preset).
-FIRST_VERSION = dict(batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
-                     schedule="onecycle", label_smoothing=0.0, grad_clip=None, augment=True, augment_degrees=10.0,
-                     augment_shift=2.0, augment_mode="affine", memory_format="contiguous")
 
 
 def _sync(device: torch.device) -> None:
@@ -220,6 +211,60 @@ def _check_args(models: Sequence[str], repeats: int, epochs: int, batch_size: in
             raise MnistLibError(f"{name} must be a positive integer, got {value!r}")
 
 
+def _time_pipelines(models: Sequence[str], repeats: int, configs: dict[str, TrainConfig], data: DataSplits,
+                    data_dir: str | None, progress: bool) -> dict[tuple[str, str], dict[str, list]]:
+    """Seconds per epoch (and test accuracy) of every (pipeline, model), ``repeats`` times,
+    interleaved so that a noisy machine slows every row alike."""
+    course, study = configs["fast"], configs["study"]
+    device = select_device(course.device)
+    timed = DataSplits(data.train, data.val[:0], data.test, data.dataset, data.mean, data.std)  # only training is timed
+    results: dict[tuple[str, str], dict[str, list]] = {}
+    with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp:
+        # The same training images as uint8, written the course way.
+        images, labels = load_split("mnist", data_dir, "idx", True)
+        train_idx, _ = split_train_val(len(labels), course.val_size, 0)
+        train_idx = train_idx[:course.limit] if course.limit else train_idx
+        folder = write_course_pngs(images[train_idx], labels[train_idx], Path(tmp))
+        loader = DataLoader(CoursePngDataset(folder, course_transform("mnist")), batch_size=course.batch_size, shuffle=True)
+        jobs = [(m, p) for _ in range(repeats) for m in models for p in PIPELINES]
+        for model_name, pipeline in tqdm(jobs, desc="bench", unit="run", disable=not progress):
+            acc = None
+            if pipeline == "per-sample":
+                seconds, acc = per_sample_run(model_name, loader, course, data.test, device)
+            elif pipeline == "bare compute":
+                seconds = bare_compute_run(study.replace(model=model_name), data.train, device)
+            else:
+                seconds, acc = fast_run(configs[pipeline].replace(model=model_name), timed)
+            entry = results.setdefault((pipeline, model_name), {"seconds": [], "test_acc": []})
+            entry["seconds"].append(seconds / course.epochs)
+            entry["test_acc"].append(acc)
+    return results
+
+
+def _rows(results: dict[tuple[str, str], dict[str, list]], models: Sequence[str], configs: dict[str, TrainConfig],
+          images: int) -> list[dict[str, Any]]:
+    rows = []
+    for model_name in models:
+        median = {p: statistics.median(results[(p, model_name)]["seconds"]) for p in PIPELINES}
+        for pipeline in PIPELINES:
+            accs = [a for a in results[(pipeline, model_name)]["test_acc"] if a is not None]
+            rows.append({"pipeline": pipeline, "model": model_name,
+                         "batch_size": configs.get(pipeline, configs["fast"]).batch_size,
+                         "seconds_per_epoch": median[pipeline], "images_per_s": images / median[pipeline],
+                         "speedup": median["per-sample"] / median[pipeline],
+                         "vs_floor": median[pipeline] / median["bare compute"],
+                         "test_acc": statistics.median(accs) if accs else None,
+                         "seconds_per_epoch_runs": results[(pipeline, model_name)]["seconds"]})
+    return rows
+
+
+def _environment(device: torch.device, load_before: tuple[float, ...]) -> dict[str, Any]:
+    return {"torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
+            "device": str(device), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+            "load_average_before": list(load_before)}
+
+
 def run_bench(models: Sequence[str] = tuple(MODELS), repeats: int = 3, epochs: int = 1, batch_size: int = 64,
               limit: int | None = None, data_dir: str | None = None, device: str = "auto",
               threads: int | None = 1, time_to_99: bool = True, memory: bool = True,
@@ -232,86 +277,24 @@ def run_bench(models: Sequence[str] = tuple(MODELS), repeats: int = 3, epochs: i
     ``study``: the study's settings over the `tuned` preset (None: the tuned preset as it is)."""
     _check_args(models, repeats, epochs, batch_size, limit, threads)
     common = dict(epochs=epochs, device=device, threads=threads, limit=limit, progress=False)
-    config = TrainConfig.from_dict(dict(batch_size=batch_size, **common))  # the course recipe otherwise
-    study_config = TrainConfig.from_preset("tuned", **{**(study or {}), **common})
-    first_config = TrainConfig.from_preset("tuned", **{**FIRST_VERSION, **common})
-    torch_device = select_device(config.device)
+    configs = {"fast": TrainConfig.from_dict(dict(batch_size=batch_size, **common)),  # the course recipe otherwise
+               "study": TrainConfig.from_preset("tuned", **{**(study or {}), **common})}
+    torch_device = select_device(device)
     if threads is not None:
         torch.set_num_threads(threads)  # every row runs under the same setting
     load_before = os.getloadavg()
-
-    # The engine's tensors; every row trains on exactly these images.
-    data = load_data("mnist", data_dir, "idx", limit=limit)
-    data = data.to(torch_device)
-    timed = DataSplits(data.train, data.val[:0], data.test,
-                       data.dataset, data.mean, data.std)  # no validation pass: only training is timed
-
-    results: dict[tuple[str, str], dict[str, Any]] = {}
-    row_configs = {"fast": config, "first version": first_config, "study": study_config,
-                   "shifts only": study_config.replace(augment_mode="shift"), "bare compute": study_config}
-    with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp:
-        # The same training images as uint8, written the course way.
-        images, labels = load_split("mnist", data_dir, "idx", True)
-        train_idx, _ = split_train_val(len(labels), config.val_size, 0)
-        train_idx = train_idx[:limit] if limit else train_idx
-        folder = write_course_pngs(images[train_idx], labels[train_idx], Path(tmp))
-        dataset = CoursePngDataset(folder, course_transform("mnist"))
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True)
-
-        jobs = [(r, m, p) for r in range(repeats) for m in models for p in PIPELINES]
-        for _, model_name, pipeline in tqdm(jobs, desc="bench", unit="run", disable=not progress):
-            acc = None
-            if pipeline == "per-sample":
-                seconds, acc = per_sample_run(model_name, loader, config, data.test, torch_device)
-            elif pipeline == "bare compute":
-                seconds = bare_compute_run(study_config.replace(model=model_name), data.train, torch_device)
-            else:
-                seconds, acc = fast_run(row_configs[pipeline].replace(model=model_name), timed)
-            entry = results.setdefault((pipeline, model_name), {"seconds": [], "test_acc": []})
-            entry["seconds"].append(seconds / epochs)
-            entry["test_acc"].append(acc)
-
-    n = len(data.train)
-    rows = []
-    for model_name in models:
-        median = {p: statistics.median(results[(p, model_name)]["seconds"]) for p in PIPELINES}
-        for pipeline in PIPELINES:
-            entry = results[(pipeline, model_name)]
-            accs = [a for a in entry["test_acc"] if a is not None]
-            rows.append({"pipeline": pipeline, "model": model_name,
-                         "batch_size": row_configs.get(pipeline, config).batch_size,
-                         "seconds_per_epoch": median[pipeline], "images_per_s": n / median[pipeline],
-                         "speedup": median["per-sample"] / median[pipeline],
-                         "vs_first_version": median["first version"] / median[pipeline],
-                         "vs_floor": median[pipeline] / median["bare compute"],
-                         "test_acc": statistics.median(accs) if accs else None,
-                         "seconds_per_epoch_runs": entry["seconds"]})
-
-    def ratio(pipeline: str, key: str) -> dict[str, float]:
-        return {row["model"]: row[key] for row in rows if row["pipeline"] == pipeline}
-
-    def recipe(c: TrainConfig) -> dict[str, Any]:
-        keys = ("batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "label_smoothing",
-                "grad_clip", "augment", "augment_mode", "augment_degrees", "augment_shift", "memory_format")
-        return {k: getattr(c, k) for k in keys}
-
+    data = load_data("mnist", data_dir, "idx", limit=limit).to(torch_device)  # every row trains on these images
+    rows = _rows(_time_pipelines(models, repeats, configs, data, data_dir, progress), models, configs, len(data.train))
+    keys = ("batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "label_smoothing",
+            "grad_clip", "augment", "augment_mode", "augment_degrees", "augment_shift", "memory_format")
     report: dict[str, Any] = {
         "settings": {"models": list(models), "repeats": repeats, "epochs": epochs, "batch_size": batch_size,
-                     "limit": limit, "images_per_epoch": n, "recipe": "course (SGD lr 0.01, momentum 0.9)",
-                     "first_version": recipe(first_config), "study": recipe(study_config),
-                     "shifts_only": recipe(row_configs["shifts only"])},
-        "environment": {"torch": torch.__version__, "python": platform.python_version(),
-                        "platform": platform.platform(), "device": str(torch_device),
-                        "device_name": (torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda"
-                                        else cpu_name()),
-                        "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
-                        "load_average_before": list(load_before)},
+                     "limit": limit, "images_per_epoch": len(data.train), "recipe": "course (SGD lr 0.01, momentum 0.9)",
+                     "study": {k: getattr(configs["study"], k) for k in keys}},
+        "environment": _environment(torch_device, load_before),
         "results": rows,
-        "speedup": ratio("fast", "speedup"),
-        "study_speedup": ratio("study", "vs_first_version"),  # first version / study, per epoch
-        "floor_ratio": ratio("study", "vs_floor"),  # study / bare compute, per epoch
-        "shifts_only": {"vs_first_version": ratio("shifts only", "vs_first_version"),
-                        "vs_floor": ratio("shifts only", "vs_floor")},  # not the study's recipe: no target
+        "speedup": {r["model"]: r["speedup"] for r in rows if r["pipeline"] == "fast"},
+        "floor_ratio": {r["model"]: r["vs_floor"] for r in rows if r["pipeline"] == "study"},  # study / bare compute
         "time_to_99": time_to_accuracy(data, device, threads, seeds) if time_to_99 else None,
         "memory": peak_memory(data_dir, device, threads, limit) if memory else None,
     }

@@ -11,25 +11,21 @@ from typing import Any
 from mnist_lib.errors import MnistLibError
 from mnist_lib.files import ensure_writable_dir, write_json
 
-STUDY_MODELS = ("lenet5", "lenet5_regularized")  # the study's per-epoch speed-up target applies to these
 # The issue's targets; the JSON records whether this run met each.
 TARGETS = {"lenet5_speedup": 6.0, "custom_mlp_speedup": 10.0, "time_to_99_seconds": 5.0, "peak_memory_bytes": 1 << 30,
-           "epochs_to_99": 2, "study_speedup": 1.5, "floor_ratio": 1.10}
+           "epochs_to_99": 2, "floor_ratio": 1.10}
 
 
 def targets_met(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Each target with the measured value and whether it was met (None: not measured)."""
     t99, mem = report["time_to_99"], report["memory"]
-    study, floor = report.get("study_speedup", {}), report.get("floor_ratio", {})
-    study_models = [m for m in STUDY_MODELS if m in study]
+    floor = report.get("floor_ratio", {})
     measured = {"lenet5_speedup": report["speedup"].get("lenet5"),
                 "custom_mlp_speedup": report["speedup"].get("custom_mlp"),
                 "time_to_99_seconds": (t99["seconds"] if t99["reached"] else float("inf")) if t99 else None,
                 "peak_memory_bytes": mem["max_rss_bytes"] if mem else None,
                 "epochs_to_99": (t99["epoch"] if t99["reached"] else float("inf")) if t99 else None,
-                # the worst of the measured models: every one must meet it
-                "study_speedup": min(study[m] for m in study_models) if study_models else None,
-                "floor_ratio": max(floor.values()) if floor else None}
+                "floor_ratio": max(floor.values()) if floor else None}  # the worst model must meet it
     out = {}
     for name, goal in TARGETS.items():
         value = measured[name]
@@ -45,7 +41,7 @@ def format_table(report: dict[str, Any]) -> str:
     frame["pipeline"] = frame["pipeline"].str.replace(" ", "_")  # one word per column when printed
     return frame.to_string(index=False, na_rep="-", formatters={
         "seconds_per_epoch": "{:.3f}".format, "images_per_s": "{:,.0f}".format,
-        "speedup": "{:.1f}x".format, "vs_first_version": "{:.2f}x".format, "vs_floor": "{:.2f}".format,
+        "speedup": "{:.1f}x".format, "vs_floor": "{:.2f}".format,
         "test_acc": "{:.2f}".format})
 
 
@@ -53,15 +49,9 @@ def format_summary(report: dict[str, Any]) -> str:
     lines = []
     settings = report["settings"]
     if "study" in settings:
-        s, f = settings["study"], settings["first_version"]
+        s = settings["study"]
         lines.append(f"study: batch {s['batch_size']}, lr {s['lr']}, augmentation "
-                     f"{s['augment_mode'] if s['augment'] else 'none'}, memory format {s['memory_format']}; "
-                     f"first version: batch {f['batch_size']}, lr {f['lr']}, augmentation {f['augment_mode']}, NCHW")
-    shifts = report.get("shifts_only")
-    if shifts:
-        lines.append("shifts only (no rotation), per epoch: " + "; ".join(
-            f"{m} {shifts['vs_first_version'][m]:.2f}x faster than the first version, {shifts['vs_floor'][m]:.2f}x the floor"
-            for m in shifts["vs_first_version"]))
+                     f"{s['augment_mode'] if s['augment'] else 'none'}, memory format {s['memory_format']}")
     t99 = report["time_to_99"]
     if t99:
         # a bench.json from before the fast preset has one seed and no image count: still readable
@@ -83,7 +73,6 @@ def format_summary(report: dict[str, Any]) -> str:
              "time_to_99_seconds": ("time to 99%", "<=", "{:.1f} s"),
              "peak_memory_bytes": ("peak memory", "<=", "{:.0f} MiB"),
              "epochs_to_99": ("epochs to 99%", "<=", "{:.0f}"),
-             "study_speedup": ("study epoch vs first version (worst LeNet-5 model)", ">=", "{:.2f}x"),
              "floor_ratio": ("engine / bare compute (worst model)", "<=", "{:.2f}")}
     for name, target in report["targets"].items():
         if target["met"] is None:
@@ -116,13 +105,10 @@ def write_report(report: dict[str, Any], out: str | os.PathLike, section: str | 
 
 
 def study_wall(summary_path: str | os.PathLike) -> dict[str, Any]:
-    """The study's wall time and machine from its report/summary.json, for the bench's record."""
-    from mnist_lib.plan import planned_runs
-
+    """The study's environment and wall time from its report/summary.json, for the bench's record."""
     path = Path(summary_path)
     try:
         summary = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         raise MnistLibError(f"{path} is not a readable summary.json: run `python -m mnist_lib report` first") from None
-    return {"wall_seconds": summary.get("wall_seconds"), "workers": summary.get("workers"),
-            "machine": summary.get("machine"), "runs": planned_runs(summary.get("plan", []))}
+    return {**summary.get("environment", {}), "workers": summary.get("workers")}

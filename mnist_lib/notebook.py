@@ -23,6 +23,7 @@ from mnist_lib.errors import MnistLibError
 from mnist_lib.experiments import run_dir
 from mnist_lib.files import ensure_writable_dir
 from mnist_lib.registry import HEADLINE, MODELS, VARIANTS, label
+from mnist_lib.tables import pm_values
 
 # TrainConfig fields a notebook may expose as parameters (None there: the recipe's value).
 CONFIG_PARAMETERS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule",
@@ -270,17 +271,9 @@ def per_class_frame(labels, predictions: dict[int, Any], class_names: Sequence[s
         accs = [100.0 * float((p[mask] == c).float().mean()) for p in predictions.values()]
         wrong = torch.cat([p[mask][p[mask] != c] for p in predictions.values()])
         confused = class_names[int(torch.bincount(wrong, minlength=len(class_names)).argmax())] if len(wrong) else "-"
-        rows.append({"class": name, "test images": int(mask.sum()), "accuracy (%)": fmt_pm(accs),
+        rows.append({"class": name, "test images": int(mask.sum()), "accuracy (%)": pm_values(accs),
                      "mean": statistics.fmean(accs), "most often taken for": confused})
     return pd.DataFrame(rows)
-
-
-def fmt_pm(values: Sequence[float], digits: int = 2) -> str:
-    """'mean ± std' of per-seed values (just the value for one seed)."""
-    from mnist_lib.tables import fmt_pm as fmt
-
-    values = list(values)
-    return fmt(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, len(values), digits)
 
 
 def model_summary(run: NotebookRun, metrics: list[dict[str, Any]], frame=None) -> str:
@@ -299,11 +292,11 @@ def model_summary(run: NotebookRun, metrics: list[dict[str, Any]], frame=None) -
         f"{run.config.epochs} epoch(s), {n} seed(s) ({seeds}), trained on {sizes['train']:,} "
         f"{run.dataset} images, {sizes['val']:,} held out for validation:",
         "",
-        f"- test accuracy **{fmt_pm(test)}%** (mean{' ± std' if n > 1 else ''} over seeds), "
+        f"- test accuracy **{pm_values(test)}%** (mean{' ± std' if n > 1 else ''} over seeds), "
         f"i.e. a test error of {100 - mean:.2f}%;",
     ]
     if val:
-        lines.append(f"- validation accuracy {fmt_pm(val)}%; the kept model is the best-validation epoch "
+        lines.append(f"- validation accuracy {pm_values(val)}%; the kept model is the best-validation epoch "
                      f"(epoch{'s' if n > 1 else ''} {', '.join(map(str, kept))} of {run.config.epochs}), "
                      f"chosen without looking at the test set;")
     if n > 1:

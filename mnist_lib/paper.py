@@ -210,12 +210,11 @@ def epochs_frame(summary: Mapping[str, Any]):
     rows = []
     for r in summary.get("epochs_to_accuracy", []):
         reached = [e for e in r["epochs"] if e is not None]
-        rows.append({"regularization": r["label"], "epochs to reach it": tables.fmt_pm(*stats.mean_std(reached), len(reached))
+        rows.append({"regularization": r["label"], "epochs to reach it": tables.pm_values(reached)
                      if reached else "-", "not reached": f"{r['not_reached']} of {len(r['epochs'])}",
                      "vs none [95% CI]": tables.fmt_diff(r["welch"]) if r["welch"] else "baseline",
                      "p": tables.fmt_p(r["welch"]["p"]) if r["welch"] else "-"})
     return pd.DataFrame(rows)
-
 
 
 def ablation_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -223,48 +222,6 @@ def ablation_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     from mnist_lib.notebook import ablation_rows as rows
 
     return [dict(r, recipe="") for r in rows(summary, list(ABLATION), ["course"])]
-
-
-def ablation_frame(summary: Mapping[str, Any]):
-    """The course-recipe ablation with each row's Welch test against none and its Holm-adjusted p."""
-    import pandas as pd
-
-    tests = {c["row"]: c for c in summary.get("comparisons", [])
-             if c["recipe"] == "course" and c["baseline"] == ABLATION[0] and c["dataset"] == "mnist"}
-    rows = []
-    for variant in ABLATION:
-        e = row(summary, f"{variant}@course")
-        if e is None:
-            continue
-        c = tests.get(variant)
-        rows.append({"regularization": label(variant), "test acc (%)": tables.fmt_row(e),
-                     "gap": "-" if e["gap_mean"] is None else f"{e['gap_mean']:+.2f}",
-                     "vs none [95% CI]": tables.fmt_diff(c) if c else "baseline", "p": tables.fmt_p(c["p"]) if c else "-",
-                     "Holm p": tables.fmt_p(c.get("p_holm")) if c else "-"})
-    return pd.DataFrame(rows)
-
-
-def results_frame(summary: Mapping[str, Any], keys: Sequence[str], dataset: str = "mnist"):
-    """Rows of one dataset: parameters, epochs, validation, test and clean training accuracy, gap."""
-    import pandas as pd
-
-    rows = []
-    for key in keys:
-        e = row(summary, key, dataset)
-        if e is None:
-            continue
-        ok = [not f for f in stats.failed(e["test_acc"])]
-        pick = lambda values: [v for v, good in zip(values, ok) if good and v is not None]  # noqa: E731
-        rows.append({"model": label(key), "params": f"{e['params']:,}", "epochs": str(e["epochs"]),
-                     "seeds": str(len(e["test_acc"])) + (f" ({e['failed']} failed)" if e["failed"] else ""),
-                     "val acc (%)": _pm(pick(e["val_acc"])), "test acc (%)": tables.fmt_row(e),
-                     "train acc (%)": _pm(pick(e["train_eval_acc"])),
-                     "gap": "-" if e["gap_mean"] is None else f"{e['gap_mean']:+.2f}"})
-    return pd.DataFrame(rows)
-
-
-def _pm(values: Sequence[float]) -> str:
-    return tables.fmt_pm(*stats.mean_std(values), len(values)) if values else "-"
 
 
 def convergence_frame(summary: Mapping[str, Any]):

@@ -32,11 +32,6 @@ def fmt_pm(mean: float, std: float | None, n: int, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def entry_pm(entry: Mapping[str, Any], digits: int = 2) -> str:
-    """A summary entry's test accuracy as mean ± std."""
-    return fmt_pm(entry["mean"], entry["std"], len(entry["test_acc"]), digits)
-
-
 def seconds_text(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds:.2f} s"
@@ -99,32 +94,28 @@ def display_name(entry: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- tables
 
 def results_frame(summary: Mapping[str, Any], dataset: str = "mnist", keys: Iterable[str] | None = None):
-    """Every row's final numbers, mean ± std over the runs that learned (the kept,
-    best-validation epoch); failed runs are counted in their own column."""
+    """Rows of one dataset: parameters, epochs, seeds (failed ones counted), and the kept models'
+    validation, test and clean training accuracy (mean ± std over the runs that learned), gap."""
     import pandas as pd
 
     entries = summary.get(dataset, {})
-    keys = [k for k in (keys or ordered_keys(entries)) if k in entries]
     rows = []
-    for key in keys:
+    for key in [k for k in (keys or ordered_keys(entries)) if k in entries]:
         e = entries[key]
-        n = len(e["learned_acc"])
         ok = [not f for f in stats.failed(e["test_acc"])]
-        val = [v for v, good in zip(e["val_acc"], ok) if good and v is not None]
-        loss = [v for v, good in zip(e["test_loss"], ok) if good]
-        rows.append({
-            "model": f"best: {row_name(e)}" if key == "best_variant" else row_name(e),
-            "recipe": e["recipe"],
-            "params": f"{e['params']:,}",
-            "epochs": str(e["epochs"]),
-            "runs": str(len(e["test_acc"])),
-            "failed": str(e["failed"]),
-            "val acc (%)": fmt_pm(*stats.mean_std(val), n) if val else "-",
-            "test acc (%)": fmt_row(e),
-            "gap": "-" if e["gap_mean"] is None else f"{e['gap_mean']:+.2f}",
-            "test loss": fmt_pm(*stats.mean_std(loss), n, 3) if loss else "-",
-        })
+        pick = lambda values: [v for v, good in zip(values, ok) if good and v is not None]  # noqa: E731
+        rows.append({"model": f"best: {row_name(e)}" if key == "best_variant" else row_name(e),
+                     "recipe": e["recipe"], "params": f"{e['params']:,}", "epochs": str(e["epochs"]),
+                     "seeds": str(len(e["test_acc"])) + (f" ({e['failed']} failed)" if e["failed"] else ""),
+                     "val acc (%)": pm_values(pick(e["val_acc"])), "test acc (%)": fmt_row(e),
+                     "train acc (%)": pm_values(pick(e["train_eval_acc"])),
+                     "gap": "-" if e["gap_mean"] is None else f"{e['gap_mean']:+.2f}"})
     return pd.DataFrame(rows)
+
+
+def pm_values(values: Sequence[float], digits: int = 2) -> str:
+    """'mean ± std' of per-seed values ('-' for none)."""
+    return fmt_pm(*stats.mean_std(values), len(values), digits) if values else "-"
 
 
 def results_table(summary: Mapping[str, Any], dataset: str = "mnist", keys: Iterable[str] | None = None) -> str:
@@ -133,8 +124,8 @@ def results_table(summary: Mapping[str, Any], dataset: str = "mnist", keys: Iter
     frame = results_frame(summary, dataset, keys)
     if frame.empty:
         return f"*No runs on {dataset}.*"
-    same = [c for c in ("recipe", "runs", "epochs", "failed") if frame[c].nunique() == 1]
-    note = ", ".join(f"{frame[c].iloc[0]} failed runs" if c == "failed" else f"{c} {frame[c].iloc[0]}" for c in same)
+    same = [c for c in ("recipe", "seeds", "epochs") if frame[c].nunique() == 1]
+    note = ", ".join(f"{c} {frame[c].iloc[0]}" for c in same)
     return (f"All rows: {note}.\n\n" if note else "") + markdown_table(frame.drop(columns=same))
 
 
@@ -232,29 +223,25 @@ def fmt_p(p: float | None) -> str:
     return "-" if p is None else "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def ablation_frame(summary: Mapping[str, Any], variants: Sequence[str], recipe: str, dataset: str = "mnist",
-                   baseline: str | None = None):
-    """One row per variant under one recipe: runs (failed), mean ± std test accuracy, the
-    train-test gap, and the difference from the baseline (the first variant) with its 95% CI,
-    Welch's p-value and the verdict."""
+def ablation_frame(summary: Mapping[str, Any], variants: Sequence[str], recipe: str, dataset: str = "mnist"):
+    """One row per variant under one recipe: mean ± std test accuracy (failed runs counted), the
+    train-test gap, and against the first variant (the baseline) the difference with its 95% CI,
+    Welch's p-value and the p-value Holm-adjusted over the rows."""
     import pandas as pd
     from mnist_lib.experiments import summary_key
-    from mnist_lib.stats import compare_rows
 
-    baseline = baseline or variants[0]
     entries = summary.get(dataset, {})
-    base = entries.get(summary_key(baseline, recipe))
+    present = [v for v in variants if summary_key(v, recipe) in entries]
+    base = entries.get(summary_key(variants[0], recipe))
+    tests = {v: stats.compare_rows(entries[summary_key(v, recipe)], base) for v in present if base and v != variants[0]}
+    holm = dict(zip(tests, stats.holm([t["p"] for t in tests.values()])))
     rows = []
-    for variant in variants:
-        e = entries.get(summary_key(variant, recipe))
-        if e is None:
-            continue
-        c = compare_rows(e, base) if base is not None and variant != baseline else None
-        rows.append({"regularization": label(variant), "runs": str(len(e["test_acc"])),
-                     "test acc (%)": fmt_row(e),
-                     "gap (points)": "-" if e["gap_mean"] is None else f"{e['gap_mean']:+.2f}",
+    for v in present:
+        e, c = entries[summary_key(v, recipe)], tests.get(v)
+        rows.append({"regularization": label(v), "test acc (%)": fmt_row(e),
+                     "gap": "-" if e["gap_mean"] is None else f"{e['gap_mean']:+.2f}",
                      "vs none [95% CI]": "baseline" if c is None else fmt_diff(c),
-                     "p": "-" if c is None else fmt_p(c["p"]), "verdict": "-" if c is None else c["verdict"]})
+                     "p": "-" if c is None else fmt_p(c["p"]), "Holm p": "-" if c is None else fmt_p(holm[v])})
     return pd.DataFrame(rows)
 
 

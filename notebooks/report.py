@@ -56,7 +56,7 @@ from mnist_lib.files import read_json
 from mnist_lib.models import build_model, count_parameters
 from mnist_lib.notebook import check_report_parameters, dataset_rows, full_result_histories
 from mnist_lib.paper import NA, Numbering, best, comparison, diff_text, num, pm, row
-from mnist_lib.registry import MODELS
+from mnist_lib.registry import ABLATION, MODELS
 
 runs_dir, images_dir, summary_path = check_report_parameters(runs_dir, images_dir, summary_path)
 S = read_summary(summary_path)
@@ -180,7 +180,7 @@ fig.show_figure("lenet5", architecture_figure(build_model("lenet5"), images_dir 
 
 # %%
 keys = ["lenet5", "custom_mlp", "lenet5_regularized", "lenet5_batchnorm"]
-tab.table("results", paper.results_frame(S, keys), "MNIST, tuned recipe: the kept models' validation and test "
+tab.table("results", tables.results_frame(S, "mnist", keys).drop(columns="recipe"), "MNIST, tuned recipe: the kept models' validation and test "
           "accuracy and their accuracy on the clean training images (mean ± std over seeds); *gap*: training minus "
           "test accuracy, in points.")
 B = best(S)
@@ -282,7 +282,7 @@ layers off. The claim holds.
 # ## 4.3 Better generalization?
 
 # %%
-tab.table("ablation", paper.ablation_frame(S), "Regularizers under the course recipe, each against plain LeNet-5: "
+tab.table("ablation", tables.ablation_frame(S, ABLATION, "course"), "Regularizers under the course recipe, each against plain LeNet-5: "
           "test accuracy, train–test gap, difference [95% CI], Welch's p-value and Holm's adjusted p-value over "
           "the rows tested against none.")
 course_cs = [c for c in S.get("comparisons", []) if c["recipe"] == "course" and c["baseline"] == "ablation_none"]
@@ -341,7 +341,7 @@ if not shifts.empty:
 # # 6 Fashion-MNIST
 
 # %%
-tab.table("fashion", paper.results_frame(S, ["lenet5", "custom_mlp", "lenet5_regularized"], "fashion-mnist"),
+tab.table("fashion", tables.results_frame(S, "fashion-mnist", MODELS).drop(columns="recipe"),
           "Fashion-MNIST, tuned recipe: validation, test and clean training accuracy of the kept models.")
 f_lenet, f_reg = row(S, "lenet5", "fashion-mnist"), row(S, "lenet5_regularized", "fashion-mnist")
 f_conv = [c for c in conv if c["dataset"] == "fashion-mnist"]
