@@ -10,13 +10,14 @@ from typing import Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mnist_lib.data import Split
 from mnist_lib.plots import confusion_matrix, save
-from mnist_lib.train import evaluate
+from mnist_lib.train import evaluate, predict
 
 # (dy, dx) per pixel of shift: the content moves right, left, down, up.
 AXIS_DIRECTIONS = {"right": (0, 1), "left": (0, -1), "down": (1, 0), "up": (-1, 0)}
@@ -114,8 +115,6 @@ def shift_table(models_by_name: Mapping[str, nn.Module | Sequence[nn.Module]], s
                 shifts: Sequence[int] = (0, 1, 2, 3, 4), batch_size: int = 500):
     """`shift_accuracy` of several models as a DataFrame: one row per name, one column per shift
     (in pixels); a name given a list of (seed) models gets the mean over them."""
-    import pandas as pd
-
     rows = {}
     for name, models in models_by_name.items():
         models = [models] if isinstance(models, nn.Module) else list(models)
@@ -151,8 +150,6 @@ def run_record(model: nn.Module, data, shifts: bool = False) -> dict[str, Any]:
     finishes, so the run folder's metrics.json is enough without model.pt: the test images it
     gets wrong (index, predicted class), conv1's parameters, and (``shifts``) its accuracy on
     shifted test images (`shift_accuracy`)."""
-    from mnist_lib.train import predict
-
     test = data.test
     predicted = predict(model, test).to(test.labels.device)
     wrong = (predicted != test.labels).nonzero().flatten().tolist()
@@ -172,8 +169,6 @@ def recorded_predictions(metrics: dict[str, Any], labels: torch.Tensor) -> torch
 
 def recorded_shift_table(metrics_by_name: Mapping[str, Sequence[dict[str, Any]]]):
     """`shift_table` from run records: one row per name, the mean over its runs' ``shift_acc``."""
-    import pandas as pd
-
     rows = {}
     for name, runs in metrics_by_name.items():
         per_run = [m["analysis"]["shift_acc"] for m in runs if m.get("analysis", {}).get("shift_acc")]

@@ -142,16 +142,10 @@ def _rows(shapes: list[tuple[int, ...]], per_row: int = 5) -> list[list[int]]:
     return [list(range(cut)), list(range(cut, n))]
 
 
-def architecture_figure(model: nn.Module, path: str | Path | None = None, title: str | None = None) -> plt.Figure:
-    """The model's layer diagram, computed from the model itself: tensor shapes from a dummy
-    forward pass (torch.fx), one arrow per layer with its operations and parameter count.
-    Long networks wrap onto a second row, so the figure stays legible at page width."""
-    input_dims, stages = trace_stages(model)
-    shapes = [input_dims] + [s.shape for s in stages]
-    extents = [_tensor_extent(shape) for shape in shapes]
-    labels = [_stage_lines(stage) for stage in stages]  # labels[i]: the arrow into tensor i + 1
-    gap = 2.5  # room for an arrow and the label box under it
-    rows = _rows(shapes)
+def _layout(shapes: list, extents: list, labels: list, rows: list) -> tuple[dict, dict, list, list]:
+    """x and y of each tensor, and each row's top and bottom: rows left to right, a wrapped row
+    below the previous one with room for the label boxes under its arrows."""
+    gap, line_h = 2.5, 0.3  # room for an arrow and the label box under it; one label line
     xs: dict[int, float] = {}
     for r, row in enumerate(rows):
         x = 0.0 if r == 0 else gap + extents[row[0]][0]  # a wrapped row starts with its incoming arrow
@@ -159,10 +153,8 @@ def architecture_figure(model: nn.Module, path: str | Path | None = None, title:
             if k > 0:
                 x += extents[row[k - 1]][1] + gap + extents[i][0]
             xs[i] = x
-    line_h = 0.3
     ys: dict[int, float] = {}
-    y = 0.0
-    row_tops, row_bottoms = [], []
+    y, row_tops, row_bottoms = 0.0, [], []
     for r, row in enumerate(rows):
         top = max(extents[i][2] for i in row)
         if r > 0:
@@ -172,30 +164,22 @@ def architecture_figure(model: nn.Module, path: str | Path | None = None, title:
         row_bottoms.append(y - max(0.95, max(extents[i][2] for i in row) + 0.3) - line_h * depth - 0.25)
         for i in row:
             ys[i] = y
-    width = max(xs[i] + extents[i][1] for i in xs) + 0.9
-    fig, ax = plt.subplots(figsize=(width * 0.62, (row_tops[0] - row_bottoms[-1]) * 0.62 + 0.35))
-    for i, shape in enumerate(shapes):
-        color = "#d9d9d9" if i == 0 else ("#a1d99b" if i == len(shapes) - 1 else
-                                          "#9ecae1" if len(shape) == 3 else "#fdd0a2")
-        _draw_tensor(ax, xs[i], ys[i], shape, color)
-        ax.text(xs[i], ys[i] + _row_top(extents, rows, i) + 0.1, _shape_text(shape), ha="center", va="bottom",
-                fontsize=10, fontweight="bold")
-    ax.text(xs[0], ys[0] - extents[0][2] - 0.1, "input", ha="center", va="top", fontsize=9.5)
-    last = len(shapes) - 1
-    ax.text(xs[last], ys[last] - extents[last][2] - 0.1, "logits", ha="center", va="top", fontsize=9.5)
+    return xs, ys, row_tops, row_bottoms
+
+
+def _draw_arrows(ax, rows: list, xs: dict, ys: dict, extents: list, labels: list, row_bottoms: list) -> None:
+    """One arrow per layer, its operations and parameters in a box under it; a wrapped row's
+    first arrow comes down from the end of the previous row."""
     label_top = {r: ys[row[0]] - max(0.95, max(extents[i][2] for i in row) + 0.3) for r, row in enumerate(rows)}
     for r, row in enumerate(rows):
         for k, i in enumerate(row):
             if i == 0:
                 continue
-            end = xs[i] - extents[i][0] - 0.08
-            y = ys[i]
-            if k == 0:  # wrapped: come down from the end of the previous row
+            end, y = xs[i] - extents[i][0] - 0.08, ys[i]
+            if k == 0:
                 prev = rows[r - 1][-1]
                 sx, sy = xs[prev] + extents[prev][1] + 0.08, ys[prev]
-                turn_x = sx + 0.45
-                mid_y = row_bottoms[r - 1] - 0.2
-                start = 0.15
+                turn_x, mid_y, start = sx + 0.45, row_bottoms[r - 1] - 0.2, 0.15
                 ax.plot([sx, turn_x, turn_x, start, start], [sy, sy, mid_y, mid_y, y], color="#444444", linewidth=1.1)
             else:
                 start = xs[row[k - 1]] + extents[row[k - 1]][1] + 0.08
@@ -204,6 +188,30 @@ def architecture_figure(model: nn.Module, path: str | Path | None = None, title:
             ax.text((start + end) / 2, label_top[r], "\n".join(labels[i - 1]), ha="center", va="top",
                     fontsize=9, linespacing=1.3,
                     bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="#bbbbbb", linewidth=0.6))
+
+
+def architecture_figure(model: nn.Module, path: str | Path | None = None, title: str | None = None) -> plt.Figure:
+    """The model's layer diagram, computed from the model itself: tensor shapes from a dummy
+    forward pass (torch.fx), one arrow per layer with its operations and parameter count.
+    Long networks wrap onto a second row, so the figure stays legible at page width."""
+    input_dims, stages = trace_stages(model)
+    shapes = [input_dims] + [s.shape for s in stages]
+    extents = [_tensor_extent(shape) for shape in shapes]
+    labels = [_stage_lines(stage) for stage in stages]  # labels[i]: the arrow into tensor i + 1
+    rows = _rows(shapes)
+    xs, ys, row_tops, row_bottoms = _layout(shapes, extents, labels, rows)
+    width = max(xs[i] + extents[i][1] for i in xs) + 0.9
+    fig, ax = plt.subplots(figsize=(width * 0.62, (row_tops[0] - row_bottoms[-1]) * 0.62 + 0.35))
+    for i, shape in enumerate(shapes):
+        color = "#d9d9d9" if i == 0 else ("#a1d99b" if i == len(shapes) - 1 else
+                                          "#9ecae1" if len(shape) == 3 else "#fdd0a2")
+        _draw_tensor(ax, xs[i], ys[i], shape, color)
+        ax.text(xs[i], ys[i] + _row_top(extents, rows, i) + 0.1, _shape_text(shape), ha="center", va="bottom",
+                fontsize=10, fontweight="bold")
+    last = len(shapes) - 1
+    for i, text in ((0, "input"), (last, "logits")):
+        ax.text(xs[i], ys[i] - extents[i][2] - 0.1, text, ha="center", va="top", fontsize=9.5)
+    _draw_arrows(ax, rows, xs, ys, extents, labels, row_bottoms)
     total = sum(p.numel() for p in model.parameters())
     ax.set_title(title or f"{type(model).__name__}: {total:,} parameters", fontsize=12)
     ax.set_xlim(-extents[0][0] - 0.3, width - 0.3)

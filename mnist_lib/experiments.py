@@ -7,10 +7,11 @@ runs instead of training the same configuration twice.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Iterable
+
+import torch
 
 from mnist_lib import stats
 from mnist_lib.analysis import run_record
@@ -18,11 +19,11 @@ from mnist_lib.config import DATASETS, PRESETS, TrainConfig, variant_config
 from mnist_lib.data import DataSplits, load_data
 from mnist_lib.errors import Diverged, MnistLibError
 from mnist_lib.files import read_json, write_json
-from mnist_lib.registry import ABLATION, BEST_CANDIDATES, HEADLINE, LR_SWEEP, ROTATION_ROWS, VARIANTS, label
+from mnist_lib.registry import (ABLATION, BEST_CANDIDATES, DEFAULT_RECIPE, HEADLINE, LR_SWEEP, ROTATION_ROWS, VARIANTS,
+                                label, summary_key)
 from mnist_lib.train import (CHECKPOINT, METRICS, check_resumable, environment, load_checkpoint, load_model,
                              select_device, train)
 
-DEFAULT_RECIPE = "tuned"
 # The study's questions: (dataset, recipe, row, baseline), each answered by Welch's t-test.
 COMPARISONS = [
     *[("mnist", "course", v, "ablation_none") for v in ABLATION[1:]],
@@ -98,8 +99,6 @@ def run_seeds(variant: str, seeds: Iterable[int], runs: str | Path = "runs", rec
 
 def current_environment(config: TrainConfig) -> dict[str, str]:
     """What a run's numbers may depend on besides its config: the torch build and the kind of device."""
-    import torch
-
     return {"torch": torch.__version__, "device_type": select_device(config.device).type}
 
 
@@ -126,8 +125,6 @@ def _not_reusable(saved: dict[str, Any], config: TrainConfig) -> str | None:
 
 def _diverged_record(config: TrainConfig, out: Path, exc: Diverged) -> dict[str, Any]:
     """metrics.json of a run that diverged: its epochs before that, counted as a failed run."""
-    import torch
-
     metrics = {"config": config.to_dict(), "environment": environment(select_device(config.device), config),
                "params": None, "history": exc.history, "selected_epoch": None, "diverged": str(exc),
                "final": {"test_acc": None, "val_acc": None, "test_loss": None, "train_acc": None,
@@ -187,10 +184,6 @@ def aggregate(metrics: list[dict[str, Any]]) -> dict[str, Any]:
         "seconds": sum(sum(e["seconds"] for e in m["history"]) for m in metrics),
         "train_seconds": sum(sum(e["train_seconds"] for e in m["history"]) for m in metrics),
     }
-
-
-def summary_key(variant: str, recipe: str) -> str:
-    return variant if recipe == DEFAULT_RECIPE else f"{variant}@{recipe}"
 
 
 def summarize(runs: str | Path = "runs") -> dict[str, dict[str, Any]]:

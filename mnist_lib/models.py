@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -136,8 +137,6 @@ def parameter_table(model: nn.Module) -> list[LayerParams]:
 
 def parameter_frame(model: nn.Module):
     """The parameter table as a pandas DataFrame with a closing 'total' row."""
-    import pandas as pd
-
     rows = parameter_table(model)
     frame = pd.DataFrame([r.__dict__ for r in rows])
     total = {"layer": "total", "kind": "", "weights": int(frame.weights.sum()),

@@ -16,14 +16,21 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
+import pandas as pd
+import torch
 from IPython.display import Markdown, display
+from tqdm.auto import tqdm
 
+from mnist_lib import diagram, plots
+from mnist_lib.analysis import conv1_figure, recorded_predictions, recorded_shift_table, shift_figure
 from mnist_lib.config import DATASET_LABELS, DATASETS, PRESETS, TrainConfig, choice, variant_config
+from mnist_lib.data import DEBIAN_FASHION_MNIST, IDX_FILES, TORCHVISION_CLASSES, load_data, load_idx, resolve_data_dir
 from mnist_lib.errors import MnistLibError
-from mnist_lib.experiments import run_dir
+from mnist_lib.experiments import aggregate, run_dir, run_seeds
 from mnist_lib.files import ensure_writable_dir
-from mnist_lib.registry import HEADLINE, MODELS, VARIANTS, label
-from mnist_lib.tables import pm_values
+from mnist_lib.models import build_model, count_parameters, parameter_frame
+from mnist_lib.registry import DEFAULT_RECIPE, HEADLINE, MODELS, VARIANTS, label, summary_key
+from mnist_lib.tables import display_name, histories, markdown_table, pm_values, seconds_text
 
 # TrainConfig fields a notebook may expose as parameters (None there: the recipe's value).
 CONFIG_PARAMETERS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule",
@@ -99,14 +106,10 @@ class NotebookRun:
 
     def run(self, data=None) -> list[dict[str, Any]]:
         """Train (or reuse) every seed; the metrics of each, in seed order."""
-        from mnist_lib.experiments import run_seeds
-
         return run_seeds(self.variant, self.seeds, self.runs_dir, self.recipe, data=data,
                          retrain=self.retrain, **self.overrides)
 
     def load_data(self):
-        from mnist_lib.data import load_data
-
         c = self.config
         return load_data(c.dataset, c.data_dir, c.data_format, c.val_size, c.limit, c.download)
 
@@ -117,9 +120,6 @@ class NotebookRun:
     def show_architecture(self):
         """The diagram drawn from the model (shapes from a forward pass) and its per-layer
         parameter table; returns the model."""
-        from mnist_lib import diagram
-        from mnist_lib.models import build_model, count_parameters
-
         net = build_model(self.config.model, self.config.batchnorm, self.config.dropout)
         diagram.architecture_figure(net, self.figure(), title=f"{self.name}: {count_parameters(net):,} parameters")
         plt.show()
@@ -127,8 +127,6 @@ class NotebookRun:
         return net
 
     def show_curves(self, metrics: list[dict[str, Any]]) -> None:
-        from mnist_lib import plots
-
         plots.curves_figure([m["history"] for m in metrics], self.figure("_result"),
                             title=f"{self.name} on {DATASET_LABELS[self.dataset]}",
                             selected_epochs=[m["selected_epoch"] for m in metrics])
@@ -137,10 +135,6 @@ class NotebookRun:
     def show_errors(self, metrics: list[dict[str, Any]], data=None):
         """The test confusion matrix summed over seeds, the per-class table and the first seed's
         misclassified digits, all from the runs' records; returns the per-class frame."""
-        from mnist_lib import plots
-        from mnist_lib.analysis import recorded_predictions
-        from mnist_lib.tables import markdown_table
-
         data = data or self.load_data()
         labels = data.test.labels.cpu()
         predictions = {m["config"]["seed"]: recorded_predictions(m, labels) for m in metrics}
@@ -160,8 +154,6 @@ class NotebookRun:
 
     def show_conv1(self, metrics: list[dict[str, Any]], data=None) -> None:
         """The first seed's conv1 filters and their feature maps of the first test digit."""
-        from mnist_lib.analysis import conv1_figure
-
         data = data or self.load_data()
         conv1_figure(metrics[0]["analysis"]["conv1"], data.test.images[0], self.figure("_conv1"),
                      title=f"{self.name}, seed {self.seeds[0]}: conv1 filters and feature maps",
@@ -170,9 +162,6 @@ class NotebookRun:
 
     def show_shifts(self, metrics: list[dict[str, Any]]) -> None:
         """Test accuracy on shifted test images, mean over seeds (recorded for MNIST runs)."""
-        from mnist_lib.analysis import recorded_shift_table, shift_figure
-        from mnist_lib.tables import markdown_table
-
         table = recorded_shift_table({self.name: metrics})
         if table.empty:
             display(Markdown("*No shift accuracies recorded for these runs (they are measured on MNIST).*"))
@@ -223,8 +212,6 @@ def check_data(config: TrainConfig) -> None:
     cannot be loaded because its files are absent from the data folder (data_dir, else
     $MNIST_DATA_DIR, else ./data) and cannot be downloaded; absent files are downloaded here, as
     training would. Files that are there are checked when they are loaded."""
-    from mnist_lib.data import DEBIAN_FASHION_MNIST, IDX_FILES, TORCHVISION_CLASSES, load_idx, resolve_data_dir
-
     if config.data_format != "idx":
         return  # the course's tars and folders are read (and their absence reported) by the loader
     root = resolve_data_dir(config.data_dir)
@@ -262,9 +249,6 @@ def check_report_parameters(runs_dir: Any = "runs", images_dir: Any = "images",
 def per_class_frame(labels, predictions: dict[int, Any], class_names: Sequence[str]):
     """Per-class test accuracy, mean ± std over seeds, with the number of test images and
     the most frequent wrong answer (pooled over seeds)."""
-    import pandas as pd
-    import torch
-
     rows = []
     for c, name in enumerate(class_names):
         mask = labels == c
@@ -306,8 +290,6 @@ def model_summary(run: NotebookRun, metrics: list[dict[str, Any]], frame=None) -
         best = frame.sort_values("mean").iloc[-1]
         lines.append(f"- hardest class: {worst['class']} ({worst['mean']:.2f}%, most often taken for "
                      f"{worst['most often taken for']}); easiest: {best['class']} ({best['mean']:.2f}%);")
-    from mnist_lib.tables import seconds_text
-
     lines.append(f"- training took {seconds_text(statistics.fmean(seconds))} per seed on {env['device']} "
                  f"({env['device_name']}, {env['threads']} threads).")
     return "\n".join(lines)
@@ -329,8 +311,6 @@ def describe_run(run: NotebookRun) -> str:
 
 def parameter_markdown(model, name: str) -> str:
     """The per-layer parameter table (models.parameter_frame) as markdown, with the total."""
-    from mnist_lib.tables import markdown_table
-
     frame = parameter_frame_formatted(model)
     total = frame.iloc[-1]
     return (markdown_table(frame) + "\n\n" + f"Total parameters for {name}: {total['arithmetic']}."
@@ -339,8 +319,6 @@ def parameter_markdown(model, name: str) -> str:
 
 
 def parameter_frame_formatted(model):
-    from mnist_lib.models import parameter_frame
-
     frame = parameter_frame(model)
     for column in ("weights", "biases", "total"):
         frame[column] = frame[column].map("{:,}".format)
@@ -350,10 +328,6 @@ def parameter_frame_formatted(model):
 def run_grid(runs: Sequence[NotebookRun], data=None) -> dict[str, dict[str, Any]]:
     """Train (or reuse) each run over its seeds, with a progress bar over the runs; the
     aggregates in the summary's shape: {dataset: {variant[@recipe]: entry}}."""
-    from tqdm.auto import tqdm
-
-    from mnist_lib.experiments import aggregate, summary_key
-
     summary: dict[str, dict[str, Any]] = {}
     for run in tqdm(runs, desc="variants × recipes", unit="run"):
         entry = aggregate(run.run(data))
@@ -366,8 +340,6 @@ def ablation_rows(summary: dict[str, Any], variants: Sequence[str], recipes: Seq
                   dataset: str = "mnist") -> list[dict[str, Any]]:
     """Rows for plots.mean_std_figure: one per variant and recipe with a run that did not diverge
     (a diverged run has no test accuracy; the tables count it)."""
-    from mnist_lib.experiments import summary_key
-
     entries = summary.get(dataset, {})
     rows = [{"label": label(v), "values": [a for a in entries[summary_key(v, r)]["test_acc"] if a is not None],
              "recipe": r} for v in variants for r in recipes if summary_key(v, r) in entries]
@@ -386,9 +358,6 @@ def compared_models(summary: dict[str, Any], dataset: str = "mnist") -> list[str
 
 def full_result_histories(summary: dict[str, Any], runs_dir: str | Path, dataset: str = "mnist") -> dict[str, list]:
     """label -> per-seed histories of the compared models, for plots.full_result_figure."""
-    from mnist_lib.experiments import DEFAULT_RECIPE
-    from mnist_lib.tables import display_name, histories
-
     out = {}
     for key in compared_models(summary, dataset):
         entry = summary[dataset][key]
@@ -400,8 +369,6 @@ def full_result_histories(summary: dict[str, Any], runs_dir: str | Path, dataset
 
 def dataset_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows for plots.mean_std_figure comparing MNIST and Fashion-MNIST per model."""
-    from mnist_lib.tables import display_name
-
     if "fashion-mnist" not in summary:
         return []
     rows = []

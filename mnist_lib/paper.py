@@ -4,13 +4,19 @@ return "n/a" for a row a smaller run did not make. No paragraphs here: the prose
 
 from __future__ import annotations
 
+import io
+import struct
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import matplotlib.pyplot as plt
+import pandas as pd
 from IPython.display import Image, Markdown, display
 
 from mnist_lib import stats, tables
 from mnist_lib.errors import MnistLibError
+from mnist_lib.files import read_json
+from mnist_lib.notebook import ablation_rows as notebook_rows
 from mnist_lib.registry import ABLATION, LR_SWEEP, label
 
 NA = "n/a"
@@ -77,10 +83,6 @@ class Numbering:
 
     def show_figure(self, key: str, figure, caption: str) -> None:
         """A matplotlib figure (already saved where it belongs), then its caption; closed after."""
-        import io
-
-        import matplotlib.pyplot as plt
-
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=150, bbox_inches="tight", facecolor="white")
         plt.close(figure)
@@ -100,8 +102,6 @@ TEXT_WIDTH_IN, IMAGE_WIDTH, IMAGE_MAX_HEIGHT_IN = 8.5 - 2 * 0.85, 0.92, 0.40 * 1
 
 def _image_inches(png: bytes) -> float:
     """How tall a PNG prints in the PDF, with room for its caption below it."""
-    import struct
-
     width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
     return min(TEXT_WIDTH_IN * IMAGE_WIDTH * height / width, IMAGE_MAX_HEIGHT_IN) + 0.55
 
@@ -193,8 +193,6 @@ def lr_rows(summary: Mapping[str, Any]) -> dict[str, dict[float, Mapping[str, An
 def lr_frame(summary: Mapping[str, Any]):
     """The learning-rate sweep: per rate, each variant's test accuracy (failed runs counted) and
     BatchNorm minus none with its 95% CI and p-value."""
-    import pandas as pd
-
     rows = []
     for entry in summary.get("lr_comparisons", []):
         c = entry["comparison"]
@@ -205,8 +203,6 @@ def lr_frame(summary: Mapping[str, Any]):
 
 def epochs_frame(summary: Mapping[str, Any]):
     """Epochs to the validation threshold per course-ablation row, against none."""
-    import pandas as pd
-
     rows = []
     for r in summary.get("epochs_to_accuracy", []):
         reached = [e for e in r["epochs"] if e is not None]
@@ -219,15 +215,11 @@ def epochs_frame(summary: Mapping[str, Any]):
 
 def ablation_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The course-recipe ablation as rows of plots.mean_std_figure (runs that did not diverge)."""
-    from mnist_lib.notebook import ablation_rows as rows
-
-    return [dict(r, recipe="") for r in rows(summary, list(ABLATION), ["course"])]
+    return [dict(r, recipe="") for r in notebook_rows(summary, list(ABLATION), ["course"])]
 
 
 def convergence_frame(summary: Mapping[str, Any]):
     """The "twice the epochs" check on validation accuracy, test accuracy beside it."""
-    import pandas as pd
-
     rows = [{"dataset": tables.DATASET_LABELS[c["dataset"]], "model": c["label"],
              "epochs": f"{c['epochs']} / {c['epochs_2x']}",
              "val acc (%)": f"{c['val_mean']:.2f} / {c['val_mean_2x']:.2f}", "gain": f"{c['gain']:+.2f}",
@@ -240,8 +232,6 @@ def convergence_frame(summary: Mapping[str, Any]):
 
 def plan_frame(summary: Mapping[str, Any]):
     """The executed plan: each step's budget and its estimated cost."""
-    import pandas as pd
-
     return pd.DataFrame([{"step": s["name"], "recipe": s["recipe"], "variants": str(len(s["variants"])),
                           "epochs": str(s["epochs"]), "seeds": str(len(s["seeds"])),
                           "images": f"{(s['limit'] or 55_000):,}", "estimate": tables.seconds_text(s["estimate_seconds"])}
@@ -250,8 +240,6 @@ def plan_frame(summary: Mapping[str, Any]):
 
 def seeds_frame(summary: Mapping[str, Any]):
     """Every seed's test accuracy of the rows the verdicts rest on ("-": diverged)."""
-    import pandas as pd
-
     keys = [(d, k) for d in ("mnist", "fashion-mnist") for k in summary.get(d, {}) if k != "best_variant"]
     rows = []
     for dataset, key in keys:
@@ -265,8 +253,6 @@ def seeds_frame(summary: Mapping[str, Any]):
 
 def records(runs_dir: str | Path, summary: Mapping[str, Any], key: str, dataset: str = "mnist") -> list[dict[str, Any]]:
     """The metrics.json of every seed of a tuned-recipe row."""
-    from mnist_lib.files import read_json
-
     e = row(summary, key, dataset)
     paths = [Path(runs_dir) / dataset / "tuned" / key / f"seed{s}" / "metrics.json" for s in (e or {}).get("seeds", [])]
     return [read_json(p) for p in paths if p.is_file()]
@@ -295,8 +281,6 @@ def bench_text(bench: Mapping[str, Any] | None) -> str:
 
 def claims_frame(summary: Mapping[str, Any], sections: Mapping[str, str]):
     """Table 1: one row per claim of the writeup, our measurement, the verdict and where the evidence is."""
-    import pandas as pd
-
     lenet, lenet_c, mlp_c = row(summary, "lenet5"), row(summary, "ablation_none@course"), row(summary, "custom_mlp@course")
     epochs = {r["variant"]: r for r in summary.get("epochs_to_accuracy", [])}
     bn_e = epochs.get("ablation_batchnorm")

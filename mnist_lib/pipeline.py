@@ -9,18 +9,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import logging
+import multiprocessing
 import os
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from tqdm.auto import tqdm
+
 from mnist_lib.errors import MnistLibError
 from mnist_lib.export import check_report_tools, export_report
-from mnist_lib.plan import BEST, QUICK_VAL, Step, estimate_seconds
+from mnist_lib.plan import BEST, QUICK, QUICK_VAL, STUDY, Step, describe, estimate_seconds
+from mnist_lib.registry import HEADLINE, VARIANTS
 from mnist_lib.tables import seconds_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,8 +121,6 @@ def run_notebook(name: str, output: Path, parameters: Mapping[str, Any], label: 
 def _relative_paths(executed: Path) -> None:
     """papermill records the absolute input and output paths in the executed copy's metadata:
     make them repository-relative, so the committed record names no folder of the machine."""
-    import json
-
     if not executed.is_file():
         return
     nb = json.loads(executed.read_text())
@@ -157,7 +162,6 @@ def _rel(path: Path) -> str:
 def step_parameters(step: "Step", variant: str | None, outputs: Outputs, device: str, data_dir: str | None,
                     retrain: bool, quick: bool) -> tuple[str, dict[str, Any]]:
     """(notebook, papermill parameters) of a plan step; ``variant`` resolves a BEST step."""
-    from mnist_lib.registry import VARIANTS
 
     runs = outputs.runs / step.group if step.group else outputs.runs
     figures = outputs.images if step.figures else runs / "figures" / step.name
@@ -185,7 +189,7 @@ def _execute(notebook: str, output: str, parameters: dict[str, Any], threads: in
 
 
 def _expected_runs(steps: Sequence["Step"], outputs: Outputs, best: str | None) -> list[Path]:
-    from mnist_lib.experiments import run_dir
+    from mnist_lib.experiments import run_dir  # imports torch: not at the CLI's start
 
     paths = []
     for s in steps:
@@ -197,57 +201,63 @@ def _expected_runs(steps: Sequence["Step"], outputs: Outputs, best: str | None) 
     return paths
 
 
-def run_plan(steps: Sequence["Step"], outputs: Outputs, device: str = "auto", data_dir: str | None = None,
+class _Progress:
+    """One overall progress bar of finished runs (their metrics.json, written last), refreshed by
+    a thread every two seconds; on stdout, since stderr is kept for the one `error:` line."""
+
+    def __init__(self, steps: Sequence[Step], outputs: Outputs):
+        self.steps, self.outputs, self.best = steps, outputs, None
+        self.bar = tqdm(total=sum(s.runs for s in steps), desc="study: runs done", unit="run", dynamic_ncols=True,
+                        file=sys.stdout)
+        self.stop = threading.Event()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self.stop.wait(2.0):
+            self.update()
+
+    def update(self) -> None:
+        self.bar.n = sum(p.exists() for p in _expected_runs(self.steps, self.outputs, self.best))
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.update()
+        self.bar.close()
+
+
+def _best_variant(step: Step, outputs: Outputs) -> str | None:
+    """The variant a BEST step trains: the best MNIST variant by validation accuracy, unless it
+    already has a row of its own (then None: the step is skipped)."""
+    from mnist_lib.experiments import summarize  # imports torch: not at the CLI's start
+
+    variant = summarize(outputs.runs).get("mnist", {}).get("best_variant", {}).get("variant")
+    return None if variant is None or variant in HEADLINE else variant
+
+
+def run_plan(steps: Sequence[Step], outputs: Outputs, device: str = "auto", data_dir: str | None = None,
              retrain: bool = False, quick: bool = False, workers: int = 2, log=print) -> dict[str, float]:
-    """Execute the plan's steps, ``workers`` notebooks side by side, each step once every step
-    in its ``after`` has finished. One overall progress bar counts finished runs."""
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    import multiprocessing
-    import threading
-
-    from tqdm.auto import tqdm
-
-    from mnist_lib.experiments import summarize
-    from mnist_lib.registry import HEADLINE
-
-    best: list[str | None] = [None]
-    total = sum(s.runs for s in steps)
-    # stdout: stderr is kept for the one `error:` line a failure prints
-    bar = tqdm(total=total, desc="study: runs done", unit="run", dynamic_ncols=True, file=sys.stdout)
-    stop = threading.Event()
-    started = time.time()
-
-    def runs_done() -> int:  # a run counts once its metrics.json is new, or reusable (model.pt beside it)
-        return sum(p.exists() and (p.stat().st_mtime >= started or p.with_name("model.pt").exists())
-                   for p in _expected_runs(steps, outputs, best[0]))
-
-    def monitor() -> None:  # the runs write metrics.json last: count them
-        while not stop.wait(2.0):
-            bar.n = runs_done()
-            bar.refresh()
-
-    threading.Thread(target=monitor, daemon=True).start()
+    """Execute the plan's steps, ``workers`` notebooks side by side (one torch thread each), each
+    step once every step in its ``after`` has finished. Returns each step's seconds."""
+    progress = _Progress(steps, outputs)
     timings: dict[str, float] = {}
     pending, running, done = list(steps), {}, set()
-    threads = 1 if workers > 1 else None
-    context = multiprocessing.get_context("spawn")
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             while pending or running:
                 for s in [s for s in pending if set(s.after) <= done][: workers - len(running)]:
                     pending.remove(s)
-                    variant = None
-                    if BEST in s.variants:
-                        best[0] = variant = summarize(outputs.runs).get("mnist", {}).get("best_variant", {}).get("variant")
-                        if variant is None or variant in HEADLINE:  # already a row of its own
-                            bar.total -= s.runs
-                            done.add(s.name)
-                            log(f"skip {s.name}: the best MNIST variant ({variant}) has its own row")
-                            continue
+                    variant = _best_variant(s, outputs) if BEST in s.variants else None
+                    if BEST in s.variants and variant is None:
+                        progress.bar.total -= s.runs
+                        done.add(s.name)
+                        log(f"skip {s.name}: the best MNIST variant has its own row")
+                        continue
+                    progress.best = variant or progress.best
                     notebook, params = step_parameters(s, variant, outputs, device, data_dir, retrain, quick)
                     out = outputs.executed / f"{s.name}.ipynb"
                     tqdm.write(f"start {s.name}: {notebook}.ipynb -> {_rel(out)}", file=sys.stdout)
-                    running[pool.submit(_execute, notebook, str(out), params, threads)] = s
+                    running[pool.submit(_execute, notebook, str(out), params, 1 if workers > 1 else None)] = s
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     s = running.pop(future)
@@ -255,9 +265,7 @@ def run_plan(steps: Sequence["Step"], outputs: Outputs, device: str = "auto", da
                     done.add(s.name)
                     tqdm.write(f"done  {s.name} in {seconds_text(timings[s.name])}", file=sys.stdout)
     finally:
-        stop.set()
-        bar.n = runs_done()
-        bar.close()
+        progress.close()
     return timings
 
 
@@ -268,8 +276,7 @@ def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = 
     notebooks, export the report. Returns the paths and timings. ``report_only``: train nothing;
     summarize the finished runs (their records are enough). ``train_only``: stop after
     summary.json (a machine without LaTeX; render later with ``report_only``)."""
-    from mnist_lib.experiments import write_summary
-    from mnist_lib.plan import QUICK, STUDY, describe
+    from mnist_lib.experiments import write_summary  # imports torch: not at the CLI's start
 
     if report_only and train_only:
         raise MnistLibError("--report-only and --train-only exclude each other: pass one")
@@ -327,8 +334,6 @@ def add_command(subparsers) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mnist_lib.plan import QUICK, STUDY, describe
-
     workers = args.workers
     if workers is None:
         import torch

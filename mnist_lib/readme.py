@@ -4,13 +4,17 @@ JSON of the committed run (report/summary.json, report/bench.json). Nothing is t
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
+import pandas as pd
+
+from mnist_lib.bench_results import format_summary
 from mnist_lib.errors import MnistLibError
-from mnist_lib.files import write_atomic_text
+from mnist_lib.files import read_json, write_atomic_text
 from mnist_lib.registry import HEADLINE
-from mnist_lib.tables import markdown_table
+from mnist_lib.tables import comparisons_frame, markdown_table, results_frame, seconds_text, targets_frame
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -18,8 +22,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 def readme_results(summary: Mapping[str, Any]) -> str:
     """The README's results: the headline table, the ablation's verdicts and a link to the report."""
-    from mnist_lib.tables import comparisons_frame, results_frame, seconds_text, targets_frame
-
     keys = [*HEADLINE, "lenet5_batchnorm", "best_variant"]
     machine = summary.get("machine", {})
     wall = summary.get("wall_seconds")
@@ -44,10 +46,6 @@ def readme_results(summary: Mapping[str, Any]) -> str:
 
 def readme_bench(bench: Mapping[str, Any]) -> str:
     """The README's benchmark table, from report/bench.json, with the machine it came from."""
-    import pandas as pd
-
-    from mnist_lib.bench_results import format_summary
-
     env = bench["environment"]
     frame = pd.DataFrame(bench["results"])
     frame = pd.DataFrame({
@@ -65,10 +63,6 @@ def readme_bench(bench: Mapping[str, Any]) -> str:
 def update_readme(readme: str | Path, summary_path: str | Path | None, bench_path: str | Path | None) -> list[str]:
     """Replace the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in the README with
     tables made from the saved JSON; return the blocks written. Nothing is typed by hand."""
-    import re
-
-    from mnist_lib.files import read_json
-
     readme = Path(readme)
     text = readme.read_text()
     made = {}

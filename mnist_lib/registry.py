@@ -50,6 +50,13 @@ ROTATION_ROWS = {"lenet5_rotation": "lenet5"}  # row: the headline row it is com
 LR_SWEEP = ("ablation_none", "ablation_batchnorm")  # "BatchNorm enables higher learning rates"
 
 
+DEFAULT_RECIPE = "tuned"  # a summary row under another recipe is keyed "<variant>@<recipe>"
+
+
+def summary_key(variant: str, recipe: str) -> str:
+    return variant if recipe == DEFAULT_RECIPE else f"{variant}@{recipe}"
+
+
 def label(name: str) -> str:
     """A variant's display name (a code name that is no variant comes back as it is)."""
     return VARIANTS[name].label if name in VARIANTS else name

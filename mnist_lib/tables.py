@@ -8,9 +8,12 @@ import statistics
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+import pandas as pd
+
 from mnist_lib import stats
-from mnist_lib.config import DATASET_LABELS, DATASETS
-from mnist_lib.registry import ABLATION, HEADLINE, MODELS, label
+from mnist_lib.config import DATASET_LABELS, DATASETS, TrainConfig
+from mnist_lib.files import read_json
+from mnist_lib.registry import ABLATION, HEADLINE, label, summary_key
 
 # The study's targets: mean test accuracy over seeds (epoch chosen on validation), at most 62k parameters.
 TARGETS = [
@@ -96,8 +99,6 @@ def display_name(entry: Mapping[str, Any]) -> str:
 def results_frame(summary: Mapping[str, Any], dataset: str = "mnist", keys: Iterable[str] | None = None):
     """Rows of one dataset: parameters, epochs, seeds (failed ones counted), and the kept models'
     validation, test and clean training accuracy (mean ± std over the runs that learned), gap."""
-    import pandas as pd
-
     entries = summary.get(dataset, {})
     rows = []
     for key in [k for k in (keys or ordered_keys(entries)) if k in entries]:
@@ -157,8 +158,6 @@ def _std(values: Sequence[float]) -> float | None:
 
 def targets_frame(summary: Mapping[str, Any]):
     """The study's targets: the measured mean ± std against each, met or missed."""
-    import pandas as pd
-
     rows = []
     for dataset, key, name, target in TARGETS:
         e = summary.get(dataset, {}).get(key)
@@ -171,8 +170,6 @@ def targets_frame(summary: Mapping[str, Any]):
 
 def stability_frame(summary: Mapping[str, Any], dataset: str = "mnist"):
     """The stability sweep: runs, failed runs, and the spread of the rest."""
-    import pandas as pd
-
     rows = []
     for e in summary.get("stability", {}).get(dataset, {}).values():
         if "chosen_by" in e:
@@ -184,10 +181,6 @@ def stability_frame(summary: Mapping[str, Any], dataset: str = "mnist"):
 
 def recipes_frame(summary: Mapping[str, Any] | None = None):
     """The two recipes side by side, from config.PRESETS."""
-    import pandas as pd
-
-    from mnist_lib.config import TrainConfig
-
     rows = []
     for name in ("course", "tuned"):
         c = TrainConfig.from_preset(name)
@@ -227,9 +220,6 @@ def ablation_frame(summary: Mapping[str, Any], variants: Sequence[str], recipe: 
     """One row per variant under one recipe: mean ± std test accuracy (failed runs counted), the
     train-test gap, and against the first variant (the baseline) the difference with its 95% CI,
     Welch's p-value and the p-value Holm-adjusted over the rows."""
-    import pandas as pd
-    from mnist_lib.experiments import summary_key
-
     entries = summary.get(dataset, {})
     present = [v for v in variants if summary_key(v, recipe) in entries]
     base = entries.get(summary_key(variants[0], recipe))
@@ -249,8 +239,6 @@ def comparisons_frame(summary: Mapping[str, Any], recipe: str | None = None, dat
                       rows: Sequence[str] | None = None):
     """The study's saved comparisons (summary["comparisons"]) as a table; ``rows``: only those
     whose row variant is one of these."""
-    import pandas as pd
-
     table = [{"dataset": DATASET_LABELS[c["dataset"]], "recipe": c["recipe"], "row": c["label"], "baseline": c["baseline_label"],
              "difference [95% CI]": fmt_diff(c), "p": fmt_p(c["p"]), "verdict": c["verdict"],
              "gap (row / baseline)": "-" if c["gap"] is None or c["baseline_gap"] is None
@@ -264,8 +252,6 @@ def comparisons_frame(summary: Mapping[str, Any], recipe: str | None = None, dat
 def histories(runs_dir: str | Path, dataset: str, recipe: str, variant: str,
               seeds: Sequence[int] | None = None) -> list[list[dict[str, Any]]]:
     """The per-epoch histories of a variant's finished seeds (read from metrics.json)."""
-    from mnist_lib.files import read_json
-
     base = Path(runs_dir) / dataset / recipe / variant
     paths = [base / f"seed{s}" for s in seeds] if seeds is not None else sorted(base.glob("seed*"))
     return [read_json(p / "metrics.json")["history"] for p in paths if (p / "metrics.json").exists()]

@@ -172,7 +172,7 @@ matches LeNet-5's budget, so their comparison is about architecture, not capacit
 """)
 from mnist_lib.diagram import architecture_figure
 
-fig.show_figure("lenet5", architecture_figure(build_model("lenet5"), images_dir / "lenet5.png", title=""),
+fig.show_figure("lenet5", architecture_figure(build_model("lenet5"), images_dir / "lenet5.png", title=f"LeNet-5: {counts['LeNet-5']:,} parameters"),
                 "LeNet-5 as the course builds it: tensor shapes from a forward pass, parameters per layer.")
 
 # %% [markdown]
