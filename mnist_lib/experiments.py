@@ -21,7 +21,7 @@ from mnist_lib.errors import Diverged, MnistLibError
 from mnist_lib.files import read_json, write_json
 from mnist_lib.registry import (ABLATION, BEST_CANDIDATES, DEFAULT_RECIPE, HEADLINE, LR_SWEEP, ROTATION_ROWS, VARIANTS,
                                 label, summary_key)
-from mnist_lib.train import (CHECKPOINT, METRICS, check_resumable, environment, load_checkpoint, load_model,
+from mnist_lib.train import (CHECKPOINT, METRICS, check_resumable, environment, load_checkpoint,
                              select_device, train)
 
 # The study's questions: (dataset, recipe, row, baseline), each answered by Welch's t-test.
@@ -132,13 +132,6 @@ def _diverged_record(config: TrainConfig, out: Path, exc: Diverged) -> dict[str,
     write_json(out / METRICS, metrics)
     (out / CHECKPOINT).unlink(missing_ok=True)
     return metrics
-
-
-def load_run(path: str | Path) -> tuple[dict[str, Any], Any]:
-    """(metrics, kept model on the CPU) of a finished run folder."""
-    metrics = read_json(Path(path) / METRICS)
-    config = TrainConfig.from_dict({**metrics["config"], "progress": False})
-    return metrics, load_model(Path(path) / "model.pt", config).eval()
 
 
 def aggregate(metrics: list[dict[str, Any]]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ one), so papermill names the cell and the message says which parameter and why.
 from __future__ import annotations
 
 import ast
-import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path

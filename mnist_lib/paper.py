@@ -7,13 +7,13 @@ from __future__ import annotations
 import io
 import struct
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from mnist_lib import stats, tables
+from mnist_lib import tables
 from mnist_lib.errors import MnistLibError
 from mnist_lib.files import read_json
 from mnist_lib.notebook import ablation_rows as notebook_rows

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from mnist_lib.config import TrainConfig, variant_config
 from mnist_lib.registry import ABLATION, HEADLINE, LR_SWEEP, VARIANTS

@@ -4,14 +4,13 @@ notebooks show and the README repeats. No paragraphs: the prose lives in the not
 from __future__ import annotations
 
 import math
-import statistics
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
 from mnist_lib import stats
-from mnist_lib.config import DATASET_LABELS, DATASETS, TrainConfig
+from mnist_lib.config import DATASET_LABELS, TrainConfig
 from mnist_lib.files import read_json
 from mnist_lib.registry import ABLATION, HEADLINE, label, summary_key
 
@@ -150,10 +149,6 @@ def row_name(entry: Mapping[str, Any]) -> str:
     if entry["variant"] in ABLATION:
         return f"ablation: {entry['label']}"
     return entry["label"]
-
-
-def _std(values: Sequence[float]) -> float | None:
-    return statistics.stdev(values) if len(values) > 1 else None
 
 
 def targets_frame(summary: Mapping[str, Any]):

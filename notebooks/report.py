@@ -46,7 +46,6 @@ elif importlib.util.find_spec("mnist_lib") is None:
 # %%
 import datetime
 
-import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from mnist_lib import analysis, paper, plan, plots, stats, tables
