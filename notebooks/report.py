@@ -102,13 +102,14 @@ claim.require(paper.verdict_of(tuned_reg) != paper.HOLDS and paper.verdict_of(co
 
 # %% [markdown]
 # # 1 The assignment, answered
-#
-# Table 1 takes the writeup's claims one at a time. Each verdict comes from the test named in the
-# cited section: *holds* when the difference is significant at the 5% level in the claimed
-# direction, *does not hold* when the measurement contradicts it, *not supported at this sample
-# size* when the difference could be noise.
 
 # %%
+say(f"""
+{tab.ref("claims")} takes the writeup's claims one at a time. Each verdict comes from the test in the
+cited section: *{paper.HOLDS}* when the difference is significant at the 5% level in the claimed
+direction, *{paper.FAILS}* when the measurement contradicts it, *{paper.UNSUPPORTED}* when the
+difference could be noise.
+""")
 frame = paper.claims_frame(S, sec)
 tab.table("claims", frame, "The writeup's claims and what the study measured (test accuracy: mean ± std over seeds).")
 
