@@ -75,7 +75,7 @@ def format_summary(report: dict[str, Any]) -> str:
              "epochs_to_99": ("epochs to 99%", "<=", "{:.0f}"),
              "floor_ratio": ("engine / bare compute (worst model)", "<=", "{:.2f}")}
     for name, target in report["targets"].items():
-        if target["met"] is None:
+        if target["met"] is None or name not in shown:  # unmeasured, or a target this version no longer sets
             continue
         label, relation, fmt = shown[name]
         scale = 2**20 if name == "peak_memory_bytes" else 1

@@ -13,7 +13,8 @@ import pandas as pd
 from mnist_lib.bench_results import format_summary
 from mnist_lib.errors import MnistLibError
 from mnist_lib.files import read_json, write_atomic_text
-from mnist_lib.registry import HEADLINE
+from mnist_lib.models import build_model, count_parameters
+from mnist_lib.registry import HEADLINE, MODELS
 from mnist_lib.tables import comparisons_frame, markdown_table, results_frame, seconds_text, targets_frame
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +45,15 @@ def readme_results(summary: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def readme_models() -> str:
+    """The README's opening table: the writeup's three models, their parameters counted from the
+    modules, and what the writeup claims of each."""
+    claims = {"lenet5": '"exceeding 98%"', "custom_mlp": "95%", "lenet5_regularized": '"improves generalization"'}
+    rows = [{"model": MODELS[name], "parameters": f"{count_parameters(build_model(name)):,}", "writeup's claim": claims[name]}
+            for name in MODELS]
+    return markdown_table(pd.DataFrame(rows))
+
+
 def readme_bench(bench: Mapping[str, Any]) -> str:
     """The README's benchmark table, from report/bench.json, with the machine it came from."""
     env = bench["environment"]
@@ -65,7 +75,7 @@ def update_readme(readme: str | Path, summary_path: str | Path | None, bench_pat
     tables made from the saved JSON; return the blocks written. Nothing is typed by hand."""
     readme = Path(readme)
     text = readme.read_text()
-    made = {}
+    made = {"models": readme_models()}
     if summary_path and Path(summary_path).is_file():
         made["results"] = readme_results(read_json(summary_path))
     if bench_path and Path(bench_path).is_file():
