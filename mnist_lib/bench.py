@@ -249,7 +249,8 @@ def _rows(results: dict[tuple[str, str], dict[str, list]], models: Sequence[str]
         for pipeline in PIPELINES:
             accs = [a for a in results[(pipeline, model_name)]["test_acc"] if a is not None]
             rows.append({"pipeline": pipeline, "model": model_name,
-                         "batch_size": configs.get(pipeline, configs["fast"]).batch_size,
+                         "batch_size": configs["study" if pipeline == "bare compute" else pipeline].batch_size
+                         if pipeline != "per-sample" else configs["fast"].batch_size,
                          "seconds_per_epoch": median[pipeline], "images_per_s": images / median[pipeline],
                          "speedup": median["per-sample"] / median[pipeline],
                          "vs_floor": median[pipeline] / median["bare compute"],

@@ -14,6 +14,8 @@ import torch
 from matplotlib.patches import FancyArrowPatch, Rectangle
 from torch import nn
 
+from mnist_lib.models import ARCHITECTURES
+from mnist_lib.registry import MODELS
 from mnist_lib.plots import save
 
 
@@ -213,7 +215,8 @@ def architecture_figure(model: nn.Module, path: str | Path | None = None, title:
         ax.text(xs[i], ys[i] - extents[i][2] - 0.1, text, ha="center", va="top", fontsize=9.5)
     _draw_arrows(ax, rows, xs, ys, extents, labels, row_bottoms)
     total = sum(p.numel() for p in model.parameters())
-    ax.set_title(title or f"{type(model).__name__}: {total:,} parameters", fontsize=12)
+    name = next((MODELS[k] for k, cls in ARCHITECTURES.items() if type(model) is cls), type(model).__name__)
+    ax.set_title(title or f"{name}: {total:,} parameters", fontsize=12)
     ax.set_xlim(-extents[0][0] - 0.3, width - 0.3)
     ax.set_ylim(row_bottoms[-1], row_tops[0])
     ax.set_aspect("equal")

@@ -24,8 +24,6 @@ REPO = Path(__file__).resolve().parents[1]
 def readme_results(summary: Mapping[str, Any]) -> str:
     """The README's results: the headline table, the ablation's verdicts and a link to the report."""
     keys = [*HEADLINE, "lenet5_batchnorm", "best_variant"]
-    machine = summary.get("machine", {})
-    wall = summary.get("wall_seconds")
     parts = ["MNIST, tuned recipe; test accuracy of the kept (best-validation) model, mean ± std over seeds "
              "(`report/summary.json`):", "",
              markdown_table(results_frame(summary, "mnist", keys).drop(columns=["recipe"], errors="ignore")), "",
@@ -33,14 +31,11 @@ def readme_results(summary: Mapping[str, Any]) -> str:
              "Does regularization help? Each row against its baseline: the difference in test accuracy "
              "(points) with its 95% confidence interval, Welch's p-value and the verdict at the 5% level:", "",
              markdown_table(comparisons_frame(summary)), ""]
-    hardware = summary.get("hardware", [])
-    if len(hardware) > 1:  # run in parts: where each part ran
-        parts.append("The study ran in parts: " + "; ".join(
-            f"{h['runs']} runs on {h['device_name']} ({h['device']}) in {seconds_text(h['wall_seconds'])}"
-            for h in hardware) + ".")
-    elif wall:
-        parts.append(f"The study took {seconds_text(wall)} on {machine.get('device_name', 'this machine')} "
-                     f"({machine.get('cores', '?')} cores).")
+    env = summary.get("environment")
+    if env and env.get("wall_seconds"):
+        sittings = f" in {env['sittings']} sittings" if env.get("sittings", 1) > 1 else ""
+        parts.append(f"The study's {env['runs']} runs trained on {env['device_name']} (`{env['device_type']}`, torch "
+                     f"{env['torch']}){sittings} in {seconds_text(env['wall_seconds'])} of wall time.")
     parts.append("The full write-up: [report/report.pdf](report/report.pdf) ([HTML](report/report.html)).")
     return "\n".join(parts)
 

@@ -168,7 +168,8 @@ tab.table("recipes", tables.recipes_frame(), "The two training recipes; both use
 counts = {name: count_parameters(build_model(key)) for key, name in MODELS.items()}
 say(f"""
 The three have {", ".join(f"{n:,} ({name})" for name, n in counts.items())} parameters: CustomMLP
-matches LeNet-5's budget, so their comparison is about architecture, not capacity.
+matches LeNet-5's budget, so their comparison is about architecture, not capacity. {fig.ref("lenet5")}
+draws LeNet-5 from the model itself.
 """)
 from mnist_lib.diagram import architecture_figure
 

@@ -233,6 +233,7 @@ def test_a_multi_line_message_still_prints_one_line(monkeypatch):
     assert assert_one_line_error(run_cli("params"), "first part: - second part") == "error: first part: - second part"
 
 
+@pytest.mark.slow
 def test_bad_input_in_a_real_process(tmp_path):
     """The same contract end to end: status 2, one stderr line, no traceback."""
     result = run_cli_process("train", "--out", tmp_path / "out", "--data-dir", tmp_path / "nowhere",
@@ -245,6 +246,7 @@ def test_bad_input_in_a_real_process(tmp_path):
 
 # --------------------------------------------------------------------------- a killed run, resumed
 
+@pytest.mark.slow
 def test_resume_continues_a_killed_process(tiny_root, tmp_path):
     out = tmp_path / "run"
     options = dict(model="lenet5_regularized", augment=True, schedule="onecycle", epochs=5, batch_size=16,
@@ -282,6 +284,7 @@ def _real_subset(real_data_dir, root, n_train, n_test):
     return write_mnist_root(root, train, test)
 
 
+@pytest.mark.slow
 def test_real_mnist_smoke(real_data_dir, tmp_path):
     """LeNet-5, one epoch on 3,000 real images through the CLI: well above chance; and the
     course tar format, exported by the CLI from the same images, gives identical numbers."""

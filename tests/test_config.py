@@ -13,6 +13,7 @@ def test_defaults_are_the_course_template_recipe():
     assert (c.model, c.dataset, c.data_format) == ("lenet5", "mnist", "idx")
     assert (c.epochs, c.batch_size, c.optimizer, c.lr, c.momentum) == (10, 64, "sgd", 0.01, 0.9)
     assert (c.schedule, c.weight_decay, c.nesterov, c.augment) == ("none", 0.0, False, False)
+    assert c.augment_mode == "shift"  # when augmentation is on: whole-pixel shifts (affine: + rotations)
     assert c.val_size == 5000
     assert c.device == "auto"
     assert c.validate() is c

@@ -16,12 +16,18 @@ from torchvision.io import encode_png
 
 from conftest import N_TEST, N_TRAIN, N_VAL, write_mnist_root
 from mnist_lib.course import load_course_tar, load_png_folder, write_course_tar
-from mnist_lib.data import (IDX_FILES, NORMALIZATION, Split, augment_batch, batches, load_data, load_split, normalize,
+from mnist_lib.data import (IDX_FILES, NORMALIZATION, Split, augment_batch, batches, load_data, load_split,
                             resolve_data_dir, shift_batch, split_train_val)
 from mnist_lib.errors import MnistLibError
 
 TRAIN_IMAGES, TRAIN_LABELS = IDX_FILES[True]
 TEST_IMAGES, TEST_LABELS = IDX_FILES[False]
+
+
+def normalize(images: torch.Tensor, dataset: str) -> torch.Tensor:
+    """uint8 N x 28 x 28 as the engine normalizes them (`Split.images`): float32 N x 1 x 28 x 28."""
+    mean, std = NORMALIZATION[dataset]
+    return Split(images.unsqueeze(1), torch.zeros(len(images), dtype=torch.long), mean, std).images
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -61,6 +67,7 @@ def test_idx_split_is_what_was_written(tiny_root, synthetic_arrays):
         assert torch.equal(labels, torch.from_numpy(expected_labels).long())
 
 
+@pytest.mark.slow
 def test_idx_tar_and_folder_give_the_same_tensors(tmp_path, tiny_root):
     course = tmp_path / "course"
     export_course_formats(tiny_root, course)
@@ -190,6 +197,22 @@ def test_batches_cover_the_split_once():
     assert torch.equal(shuffled, again)
 
 
+def test_batches_reshuffle_on_every_pass_with_one_generator():
+    """Training passes one generator to every epoch: each pass draws a new order, and the
+    sequence of orders is the same for the same seed."""
+    split = Split(torch.zeros(50, 1, 28, 28, dtype=torch.uint8), torch.arange(50))
+
+    def orders(seed, passes=3):
+        generator = torch.Generator().manual_seed(seed)
+        return [torch.cat([y for _, y in batches(split, 8, generator)]) for _ in range(passes)]
+
+    first, second, third = orders(0)
+    for order in (first, second, third):
+        assert sorted(order.tolist()) == list(range(50))
+    assert not torch.equal(first, second) and not torch.equal(second, third) and not torch.equal(first, third)
+    assert all(torch.equal(a, b) for a, b in zip(orders(0), (first, second, third)))
+
+
 def test_augment_moves_images_and_keeps_the_background(tiny_root):
     data = load_data("mnist", tiny_root, "idx", val_size=N_VAL, download=False)
     x = data.train.images[:16]
@@ -235,6 +258,7 @@ def test_splits_are_stored_as_uint8_and_batches_are_normalized(tiny_root, synthe
     assert torch.equal(data.train[:5].images, data.train.images[:5])
 
 
+@pytest.mark.slow
 def test_idx_loading_does_not_import_torchvision(tiny_root):
     """Reading checked IDX files needs no torchvision (its import costs ~170 MiB of memory)."""
     import subprocess

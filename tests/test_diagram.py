@@ -1,5 +1,6 @@
 """mnist_lib.diagram: the architecture diagram's shapes and parameter counts come from the
-models themselves, and drawing it is written as a PNG without changing the model."""
+models themselves; the figure shows every stage (an arrow, the shape it makes, its parameters),
+is titled with the model's display name and is written as a PNG without changing the model."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import re  # noqa: E402
+
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.patches import FancyArrowPatch  # noqa: E402
 
 from mnist_lib import diagram  # noqa: E402
 from mnist_lib.models import build_model, count_parameters  # noqa: E402
@@ -37,11 +41,41 @@ def test_trace_stages_mlp():
     assert sum(s.params for s in stages) == 61_338
 
 
+DISPLAY = {"lenet5": "LeNet-5", "custom_mlp": "CustomMLP", "lenet5_regularized": "LeNet5_Regularized"}  # the writeup's
+
+
+def _texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.texts]
+
+
 @pytest.mark.parametrize("name", ["lenet5", "custom_mlp", "lenet5_regularized"])
-def test_architecture_figure_written(tmp_path, name):
+def test_architecture_figure_draws_every_stage_with_its_shape_and_parameters(tmp_path, name):
+    """One arrow per stage, each tensor's shape above it, each stage's parameter count in its
+    label (summing to the model's), the title as given (the notebooks give the display name)."""
+    model = build_model(name)
+    input_dims, stages = diagram.trace_stages(model)
     path = tmp_path / "sub" / f"{name}.png"
-    diagram.architecture_figure(build_model(name), path)
+    title = f"{DISPLAY[name]}: {count_parameters(model):,} parameters"
+    fig = diagram.architecture_figure(model, path, title=title)
     assert_png(path)
+    (ax,) = fig.axes
+    assert ax.get_title() == title
+    arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
+    assert len(arrows) == len(stages)
+    texts = _texts(ax)
+    shapes = [diagram._shape_text(s) for s in [input_dims, *[stage.shape for stage in stages]]]
+    assert [t for t in texts if t in shapes] == shapes  # every tensor's shape, in order
+    assert shapes[0] == "1@28×28" and shapes[-1] == "10"
+    assert "input" in texts and "logits" in texts
+    counts = [int(m.replace(",", "")) for t in texts for m in re.findall(r"([\d,]+) params", t)]
+    assert counts == [s.params for s in stages if s.params] and sum(counts) == count_parameters(model)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "custom_mlp", "lenet5_regularized"])
+def test_architecture_figure_default_title_uses_the_display_name(name):
+    model = build_model(name)
+    title = diagram.architecture_figure(model).axes[0].get_title()
+    assert DISPLAY[name] in title and f"{count_parameters(model):,} parameters" in title, title
 
 
 def test_architecture_figure_leaves_the_model_in_training_mode():

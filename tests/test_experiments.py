@@ -13,6 +13,8 @@ from mnist_lib.errors import MnistLibError
 from mnist_lib.experiments import aggregate, run_seeds, summarize, variant_config, write_summary
 
 TINY = dict(epochs=1, val_size=100, progress=False, batch_size=64)
+# what every metrics.json records; the hand-made runs below share one (a study is one environment)
+FAKE_ENVIRONMENT = {"torch": "2.9.0", "device": "cpu", "device_name": "a test CPU", "python": "3.12.0"}
 
 
 def test_variant_config_applies_recipe_then_variant_then_overrides():
@@ -55,7 +57,7 @@ def test_run_seeds_writes_one_run_per_seed_and_reuses_finished_runs(tiny_root, t
 
 
 def test_aggregate_mean_std_over_seeds():
-    fake = [{"final": {"test_acc": acc, "val_acc": acc - 1, "test_loss": 0.1}, "config": {"seed": s, "epochs": 2},
+    fake = [{"final": {"test_acc": acc, "val_acc": acc - 1, "test_loss": 0.1}, "config": {"seed": s, "epochs": 2, "lr": 0.1},
              "selected_epoch": 2, "params": 10, "history": [{"seconds": 1.0, "train_seconds": 0.5}] * 2}
             for s, acc in enumerate([99.0, 99.2, 99.4])]
     agg = aggregate(fake)
@@ -72,7 +74,8 @@ def test_summary_picks_best_variant_by_validation_not_test(tmp_path):
     def fake_run(variant, seed, val, test):
         out = runs / "mnist" / "tuned" / variant / f"seed{seed}"
         out.mkdir(parents=True)
-        metrics = {"config": {"seed": seed, "epochs": 1}, "params": 1, "selected_epoch": 1,
+        metrics = {"config": {"seed": seed, "epochs": 1, "lr": 0.1}, "environment": FAKE_ENVIRONMENT, "params": 1,
+                   "selected_epoch": 1,
                    "final": {"test_acc": test, "val_acc": val, "test_loss": 0.1},
                    "history": [{"seconds": 1.0, "train_seconds": 1.0}]}
         (out / "metrics.json").write_text(json.dumps(metrics))
@@ -116,6 +119,7 @@ def _run_seeds_process(runs, data_dir):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_run_seeds_continues_a_killed_run_from_its_checkpoint(real_data_dir, tmp_path):
     """A study killed mid-run (SIGKILL after the first epoch's checkpoint) and run again
     continues from checkpoint.pt and ends where an uninterrupted run ends."""
@@ -155,7 +159,7 @@ def test_run_seeds_starts_over_from_another_configs_checkpoint(tiny_root, tmp_pa
     capsys.readouterr()
     longer = run_seeds("custom_mlp", [0], runs, "course", data_dir=str(tiny_root), **{**TINY, "lr": 0.02})
     lines = [line for line in capsys.readouterr().out.splitlines() if "starting over" in line]
-    assert len(lines) == 1 and "is for another training config (lr=0.01, not 0.02)" in lines[0], lines
+    assert len(lines) == 1 and "checkpoint.pt was saved with lr=0.01, not 0.02" in lines[0], lines
     assert longer[0]["config"]["lr"] == 0.02 and len(longer[0]["history"]) == 1
     (out / "metrics.json").unlink()
     (out / CHECKPOINT).write_bytes(b"not a checkpoint")
@@ -165,15 +169,84 @@ def test_run_seeds_starts_over_from_another_configs_checkpoint(tiny_root, tmp_pa
     assert again[0]["history"][0]["train_loss"] == longer[0]["history"][0]["train_loss"]
 
 
-def test_same_training_takes_a_missing_field_as_its_default():
+def test_first_difference_takes_a_missing_field_as_its_default():
+    """The one rule for "the same run" (reuse and resume): execution fields never count, a field
+    the saved config lacks counts as its default."""
     config = variant_config("lenet5", "tuned", epochs=2)
     saved = config.to_dict()
-    assert experiments._same_training(saved, config)
+    assert config.first_difference(saved) is None
     del saved["label_smoothing"]  # a field added after the run was saved: its default then
-    assert experiments._same_training(saved, config)
-    assert not experiments._same_training(saved, config.replace(label_smoothing=0.1))
+    assert config.first_difference(saved) is None
+    assert config.replace(label_smoothing=0.1).first_difference(saved) == "label_smoothing"
     saved["device"] = "cuda"  # how it ran does not matter
-    assert experiments._same_training(saved, config)
+    assert config.first_difference(saved) is None
+
+
+# --------------------------------------------------------------------------- reuse: the same config, environment and record
+
+def _stale(path, how):
+    """Make the finished run at ``path`` (metrics.json) unusable for this study in one way."""
+    import torch
+
+    from mnist_lib.experiments import current_environment
+
+    saved = json.loads(path.read_text())
+    here = current_environment(variant_config("custom_mlp", "course", **TINY))
+    if how == "torch":
+        saved["environment"]["torch"] = "1.13.0+elsewhere"
+        assert saved["environment"]["torch"] != torch.__version__
+    elif how == "device":
+        saved["environment"]["device"] = "cpu" if here["device_type"] != "cpu" else "cuda:0"
+    else:
+        del saved["analysis"]
+    saved["stale"] = how  # gone once the run is trained again
+    path.write_text(json.dumps(saved))
+
+
+def test_a_run_from_another_environment_is_retrained_and_one_without_model_pt_reused(tiny_root, tmp_path, capsys):
+    """A finished run trained with another torch build, on another kind of device, or without a
+    record is trained again (metrics.json rewritten from here); a finished run of this environment
+    is reused even without its model.pt (the record in metrics.json is enough)."""
+    import torch
+
+    from conftest import strip_timing
+    from mnist_lib.experiments import current_environment
+
+    runs = tmp_path / "runs"
+    options = dict(data_dir=str(tiny_root), **TINY)
+    (first,) = run_seeds("custom_mlp", [0], runs, "course", **options)
+    out = experiments.run_dir(runs, "mnist", "course", "custom_mlp", 0)
+    path = out / "metrics.json"
+    here = current_environment(variant_config("custom_mlp", "course", **options))
+    assert first["environment"]["torch"] == torch.__version__ and "analysis" in first
+    for how in ("torch", "device", "record"):
+        _stale(path, how)
+        capsys.readouterr()
+        (again,) = run_seeds("custom_mlp", [0], runs, "course", **options)
+        assert "training again" in capsys.readouterr().out, how
+        written = json.loads(path.read_text())
+        assert "stale" not in written and written == again, how
+        assert written["environment"]["torch"] == torch.__version__
+        assert written["environment"]["device"].split(":")[0] == here["device_type"]
+        assert "analysis" in written
+        assert strip_timing(written["history"]) == strip_timing(first["history"])  # the same run, trained here
+    (out / "model.pt").unlink()
+    before = path.read_bytes()
+    (reused,) = run_seeds("custom_mlp", [0], runs, "course", **options)
+    assert "reusing the finished run" in capsys.readouterr().out
+    assert reused == json.loads(before) and path.read_bytes() == before
+    assert not (out / "model.pt").exists()  # nothing was trained
+
+
+def test_a_diverged_run_is_recorded_as_failed(tiny_root, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    (metrics,) = run_seeds("ablation_none", [0], runs, "course", data_dir=str(tiny_root), **{**TINY, "lr": 1000.0})
+    out = experiments.run_dir(runs, "mnist", "course", "ablation_none", 0)
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert "training diverged" in metrics["diverged"] and metrics["final"]["test_acc"] is None
+    assert not (out / "checkpoint.pt").exists() and not (out / "model.pt").exists()
+    row = aggregate([metrics])
+    assert row["failed"] == 1 and row["diverged"] == [0] and row["mean"] is None
 
 
 # --------------------------------------------------------------------------- the study's summary
@@ -187,8 +260,10 @@ def _fake_run(root, dataset, recipe, variant, seed, test_acc, epochs=10, group="
     final = {"test_acc": test_acc, "val_acc": test_acc - 0.1, "test_loss": 0.05, "train_acc": 99.0,
              "train_eval_acc": test_acc + 0.3}
     write_json(out / "metrics.json", {
-        "config": {"seed": seed, "epochs": epochs}, "params": 61_706, "selected_epoch": epochs,
-        "history": [{"seconds": 1.0, "train_seconds": 0.8}] * epochs, "final": final,
+        "config": {"seed": seed, "epochs": epochs, "lr": 0.1}, "environment": FAKE_ENVIRONMENT, "params": 61_706,
+        "selected_epoch": epochs,
+        "history": [{"epoch": e, "val_acc": test_acc - 0.1, "seconds": 1.0, "train_seconds": 0.8}
+                    for e in range(1, epochs + 1)], "final": final,
         "sizes": {"train": 55_000, "val": 5_000, "test": 10_000}})
 
 
@@ -225,24 +300,63 @@ def test_study_summary_counts_failed_runs_keeps_them_out_of_the_mean_and_has_its
     assert json.loads((tmp_path / "summary.json").read_text())["comparisons"] == summary["comparisons"]
 
 
-def test_hardware_splits_the_runs_by_machine_and_sitting(tmp_path):
-    """A study finished elsewhere: 3 GPU runs, then 2 CPU runs the same day and 1 CPU run from
-    a day before. Each (machine, sitting) is one row with its runs, wall time and summed training."""
-    import os
+def test_study_environment_counts_sittings_and_refuses_two_environments():
+    """One study, one environment: its runs grouped into sittings (runs more than an hour apart
+    start a new one), their wall time summed; runs from two environments are an error."""
+    from mnist_lib.experiments import SITTING_GAP_SECONDS, study_environment
 
-    from mnist_lib.experiments import hardware, run_dir
+    def record(end, device="cpu", torch_version="2.9.0"):  # each trains 5 s (5 epochs of 1 s)
+        return {"environment": {"torch": torch_version, "device": device, "device_name": "EPYC", "python": "3.12"},
+                "finished_at": end, "history": [{"seconds": 1.0}] * 5}
 
     t0 = 1_800_000_000.0
-    plan = [("cuda", "H200", 0, 100), ("cuda", "H200", 1, 150), ("cuda", "H200", 2, 160),
-            ("cpu", "EPYC", 3, 1000), ("cpu", "EPYC", 4, 1300), ("cpu", "EPYC", 0, -86_400)]
-    for i, (device, name, seed, end) in enumerate(plan):
-        _fake_run(tmp_path, "mnist", "tuned", "lenet5" if i < 5 else "custom_mlp", seed, 99.0, epochs=5)
-        path = run_dir(tmp_path, "mnist", "tuned", "lenet5" if i < 5 else "custom_mlp", seed) / "metrics.json"
-        metrics = json.loads(path.read_text())
-        metrics["environment"] = {"device": device, "device_name": name}
-        path.write_text(json.dumps(metrics))
-        os.utime(path, (t0 + end, t0 + end))  # each fake run trains 5 s (5 epochs of 1 s)
-    rows = hardware(tmp_path)
-    assert [(r["device_name"], r["runs"]) for r in rows] == [("EPYC", 1), ("H200", 3), ("EPYC", 2)]
-    assert rows[1]["wall_seconds"] == 160 - (100 - 5) and rows[1]["train_seconds"] == 15
-    assert rows[2]["wall_seconds"] == 1300 - (1000 - 5)
+    records = [record(t0 + 100), record(t0 + 150), record(t0 + 160), record(t0 + 160 + SITTING_GAP_SECONDS + 100)]
+    env = study_environment(records)
+    assert (env["torch"], env["device_type"], env["device_name"]) == ("2.9.0", "cpu", "EPYC")
+    assert env["runs"] == 4 and env["sittings"] == 2
+    assert env["wall_seconds"] == pytest.approx((160 - 95) + 5)
+    for other in (record(t0 + 200, device="cuda:0"), record(t0 + 200, torch_version="2.8.0")):
+        with pytest.raises(MnistLibError, match="2 environments"):
+            study_environment(records + [other])
+
+
+def test_write_summary_is_atomic_and_refuses_nan(tmp_path, monkeypatch):
+    """summary.json is replaced whole or not at all: a NaN anywhere in it (a run's numbers or the
+    extra values) is refused, and a write that fails leaves the previous summary as it was."""
+    import math
+
+    import mnist_lib.files as files
+    from mnist_lib.experiments import run_dir
+
+    runs = tmp_path / "runs"
+    for seed, acc in enumerate([99.3, 99.4]):
+        _fake_run(runs, "mnist", "tuned", "lenet5", seed, acc)
+    path = tmp_path / "report" / "summary.json"
+    write_summary(runs, path, workers=2)
+    before = path.read_bytes()
+
+    def unchanged():
+        assert path.read_bytes() == before
+        assert [p.name for p in path.parent.iterdir()] == ["summary.json"]  # no temporary file left behind
+
+    with pytest.raises((ValueError, MnistLibError)):
+        write_summary(runs, path, workers=2, wall_seconds=float("nan"))
+    unchanged()
+    _fake_run(runs, "mnist", "tuned", "lenet5", 2, 99.35)
+    third = run_dir(runs, "mnist", "tuned", "lenet5", 2) / "metrics.json"
+    metrics = json.loads(third.read_text())
+    metrics["final"]["test_loss"] = math.nan
+    third.write_text(json.dumps(metrics))  # json writes NaN unless told not to
+    with pytest.raises((ValueError, MnistLibError)):
+        write_summary(runs, path, workers=2)
+    unchanged()
+    metrics["final"]["test_loss"] = 0.05
+    third.write_text(json.dumps(metrics))
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(files.os, "replace", crash)  # the last step of an atomic write
+    with pytest.raises(OSError, match="disk full"):
+        write_summary(runs, path, workers=3)
+    unchanged()

@@ -7,6 +7,7 @@ import pytest
 
 from mnist_lib import tables
 from mnist_lib.experiments import study_summary
+from mnist_lib.registry import label
 from test_experiments import _fake_run
 
 
@@ -15,7 +16,7 @@ def summary(tmp_path):
     for seed, acc in enumerate([99.50, 99.56, 99.53, 99.55, 99.51]):
         _fake_run(tmp_path, "mnist", "tuned", "lenet5", seed, acc)
         _fake_run(tmp_path, "mnist", "tuned", "custom_mlp", seed, acc - 0.6)
-        _fake_run(tmp_path, "mnist", "tuned", "lenet5_shift", seed, acc - 0.01)
+        _fake_run(tmp_path, "mnist", "tuned", "lenet5_rotation", seed, acc - 0.01)
         _fake_run(tmp_path, "mnist", "tuned", "ablation_none", seed, [11.35, 99.0, 99.1, 98.95, 99.05][seed])
         _fake_run(tmp_path, "mnist", "course", "ablation_none", seed, acc - 0.5)
         _fake_run(tmp_path, "mnist", "course", "ablation_batchnorm", seed, acc - 0.2)
@@ -25,8 +26,10 @@ def summary(tmp_path):
 def test_results_frame_reports_failed_runs_beside_the_mean(summary):
     frame = tables.results_frame(summary, "mnist", ["lenet5", "ablation_none"])
     assert list(frame["model"]) == ["LeNet-5", "ablation: none"]
-    assert frame["test acc (%)"][0] == "99.53 ± 0.03"
-    assert frame["failed"][1] == "1" and frame["test acc (%)"][1] == "99.03 ± 0.06 (1 failed)"
+    assert frame["test acc (%)"][0] == "99.53 ± 0.03"  # the test numbers under "test acc"
+    assert frame["val acc (%)"][0] == "99.43 ± 0.03" and frame["train acc (%)"][0] == "99.83 ± 0.03"  # test - 0.1, + 0.3
+    assert frame["gap"][0] == "+0.30"
+    assert frame["seeds"][1] == "5 (1 failed)" and frame["test acc (%)"][1] == "99.03 ± 0.06 (1 failed)"
 
 
 def test_targets_are_met_or_missed_by_the_mean(summary):
@@ -40,15 +43,18 @@ def test_ablation_frame_gives_the_difference_interval_and_verdict(summary):
     frame = tables.ablation_frame(summary, ["ablation_none", "ablation_batchnorm"], "course")
     assert list(frame["vs none [95% CI]"])[0] == "baseline"
     diff = frame["vs none [95% CI]"][1]
-    assert diff.startswith("+0.30 [+0.") and frame["verdict"][1] == "helps" and frame["p"][1] == "< 0.001"
+    assert diff.startswith("+0.30 [+0.") and frame["p"][1] == "< 0.001"
+    assert frame["Holm p"][1] == "< 0.001"  # one row tested against the baseline: Holm changes nothing
 
 
 def test_comparisons_frame_selects_by_recipe_and_row(summary):
     tuned = tables.comparisons_frame(summary, recipe="tuned", dataset="mnist")
     assert set(tuned["dataset"]) == {"MNIST"}  # named as the report names it
-    assert set(zip(tuned["row"], tuned["baseline"])) == {("LeNet-5", "none"), ("LeNet-5, shifts only (no rotation)", "LeNet-5")}
-    shifts = tables.comparisons_frame(summary, recipe="tuned", rows=["lenet5_shift"])
-    assert list(shifts["row"]) == ["LeNet-5, shifts only (no rotation)"] and shifts["verdict"][0] == "no evidence either way"
+    rotation = label("lenet5_rotation")  # the display name, never the code name
+    assert rotation != "lenet5_rotation" and rotation.startswith("LeNet-5")
+    assert set(zip(tuned["row"], tuned["baseline"])) == {("LeNet-5", "none"), (rotation, "LeNet-5"), ("LeNet-5", "CustomMLP")}
+    rotations = tables.comparisons_frame(summary, recipe="tuned", rows=["lenet5_rotation"])
+    assert list(rotations["row"]) == [rotation] and rotations["verdict"][0] == "no evidence either way"
     assert list(tables.comparisons_frame(summary, recipe="course")["verdict"]) == ["helps"]
 
 

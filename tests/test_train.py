@@ -1,4 +1,5 @@
-"""The training engine: metrics.json and model.pt as specified, best-validation selection,
+"""The training engine: metrics.json and model.pt as specified, best-validation selection (the
+returned model is the kept one), evaluation in eval mode, a new data order every epoch,
 reproducibility, checkpoints and resuming, divergence, train-only augmentation."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 import mnist_lib.train as train_mod
 from conftest import N_TEST, N_TRAIN, N_VAL, strip_timing
 from mnist_lib.config import TrainConfig
-from mnist_lib.data import load_data
+from mnist_lib.data import DataSplits, load_data
 from mnist_lib.errors import MnistLibError
 from mnist_lib.files import write_json, write_torch
 from mnist_lib.models import build_model, count_parameters
@@ -154,8 +155,89 @@ def test_predict_matches_evaluate(finished_run):
     assert accuracy == pytest.approx(evaluate(result.model, result.data.test)[1])
 
 
+# --------------------------------------------------------------------------- the kept model, evaluated (real MNIST)
+
+@pytest.fixture(scope="module")
+def real_regularized(real_data_dir):
+    """LeNet5_Regularized (BatchNorm + Dropout) trained for 3 epochs on 300 real MNIST images,
+    validated on 200 and tested on 300: about a second. At this lr and seed its validation accuracy
+    peaks before the last epoch, so the kept model is not the last epoch's."""
+    data = load_data("mnist", real_data_dir, "idx", val_size=200, limit=300, download=False)
+    data = DataSplits(data.train, data.val, data.test[:300], data.dataset, data.mean, data.std)
+    config = TrainConfig(model="lenet5_regularized", data_dir=str(real_data_dir), download=False, val_size=200,
+                         limit=300, epochs=3, batch_size=32, lr=0.2, seed=2, progress=False, threads=1, device="cpu")
+    return train(config, data=data)
+
+
+def test_evaluate_puts_the_model_in_eval_mode(real_regularized):
+    """A model left in training mode (Dropout on, BatchNorm on batch statistics) evaluates as in
+    eval mode: the same numbers twice, the recorded ones, and BatchNorm's running statistics
+    untouched."""
+    result = real_regularized
+    model = result.model
+    assert isinstance(model.bn1, torch.nn.BatchNorm2d) and model.dropout.p > 0
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+    model.train()
+    first = evaluate(model, result.data.test)
+    model.train()
+    second = evaluate(model, result.data.test)
+    assert first == second
+    assert first[1] == result.metrics["final"]["test_acc"]
+    assert first[0] == pytest.approx(result.metrics["final"]["test_loss"], rel=1e-6)
+    for name, value in model.named_buffers():
+        assert torch.equal(value, buffers[name]), f"evaluate changed {name}"
+    model.train()
+    predictions = predict(model, result.data.test)
+    assert 100.0 * (predictions == result.data.test.labels).float().mean().item() == pytest.approx(first[1])
+    assert all(torch.equal(v, buffers[k]) for k, v in model.named_buffers())
+    model.eval()
+
+
+def test_train_returns_the_kept_best_validation_model(real_regularized):
+    """The returned model is the kept epoch's (best validation accuracy, then lower validation
+    loss), not the last one's: it reproduces that epoch's validation numbers, and the final
+    train_eval_acc is its accuracy on the clean training images."""
+    result = real_regularized
+    metrics, history = result.metrics, result.metrics["history"]
+    val_acc = [e["val_acc"] for e in history]
+    best = max(history, key=lambda e: (e["val_acc"], -e["val_loss"]))
+    assert metrics["selected_epoch"] == best["epoch"]
+    assert history[metrics["selected_epoch"] - 1]["val_acc"] == max(val_acc)
+    loss, acc = evaluate(result.model, result.data.val)
+    assert acc == history[metrics["selected_epoch"] - 1]["val_acc"]
+    assert loss == pytest.approx(history[metrics["selected_epoch"] - 1]["val_loss"], rel=1e-6)
+    assert evaluate(result.model, result.data.train)[1] == metrics["final"]["train_eval_acc"]
+    assert metrics["final"]["test_acc"] == history[metrics["selected_epoch"] - 1]["test_acc"]
+
+
+def test_training_order_is_reshuffled_every_epoch(tiny_config, monkeypatch):
+    """Each epoch draws a new order of the same training images."""
+    real = train_mod.batches
+    epochs = []
+
+    def spy(split, batch_size, generator=None):
+        if generator is None:  # evaluation: in order
+            yield from real(split, batch_size)
+            return
+        epochs.append([])
+        for x, y in real(split, batch_size, generator):
+            epochs[-1].append(x.flatten(1).sum(1))
+            yield x, y
+
+    monkeypatch.setattr(train_mod, "batches", spy)
+    result = train(tiny_config(epochs=3))
+    orders = [torch.cat(e) for e in epochs]
+    stored = result.data.train.images.flatten(1).sum(1)
+    assert len(orders) == 3
+    for order in orders:
+        assert torch.equal(order.sort().values, stored.sort().values)  # each epoch: every image once
+        assert not torch.equal(order, stored)  # shuffled
+    assert not torch.equal(orders[0], orders[1]) and not torch.equal(orders[1], orders[2])
+
+
 # --------------------------------------------------------------------------- reproducibility
 
+@pytest.mark.slow
 def test_same_seed_same_history(tiny_config):
     config = tiny_config(model="lenet5_regularized", augment=True, schedule="onecycle")
     first, second = train(config), train(config)
@@ -172,16 +254,20 @@ def test_validation_split_does_not_depend_on_the_training_seed(tiny_config):
 
 # --------------------------------------------------------------------------- augmentation
 
-def test_augmentation_touches_training_batches_only(tiny_config, tiny_root, monkeypatch):
-    real = train_mod.augment_batch
+@pytest.mark.parametrize("mode, function", [("shift", "shift_batch"), ("affine", "augment_batch")])
+def test_augmentation_touches_training_batches_only(tiny_config, tiny_root, monkeypatch, mode, function):
+    """Each mode's augmentation sees every training image once per epoch and nothing else; the
+    validation and test images stay as loaded, so re-evaluating the kept model gives the recorded
+    test numbers."""
+    real = getattr(train_mod, function)
     seen = []
 
     def spy(images, *args, **kwargs):
         seen.append(images.detach().clone())
         return real(images, *args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "augment_batch", spy)
-    result = train(tiny_config(augment=True, epochs=2))
+    monkeypatch.setattr(train_mod, function, spy)
+    result = train(tiny_config(augment=True, augment_mode=mode, epochs=2))
     train_rows = {tuple(x.flatten()[::9].tolist()) for x in result.data.train.images}
     augmented = torch.cat(seen)
     assert len(augmented) == 2 * len(result.data.train)  # every training image, every epoch
@@ -189,11 +275,24 @@ def test_augmentation_touches_training_batches_only(tiny_config, tiny_root, monk
     fresh = load_data("mnist", tiny_root, "idx", N_VAL, download=False)
     assert torch.equal(result.data.val.images, fresh.val.images)
     assert torch.equal(result.data.test.images, fresh.test.images)
-    assert evaluate(result.model, result.data.test)[1] == result.metrics["final"]["test_acc"]
+    loss, acc = evaluate(result.model, result.data.test)
+    assert acc == result.metrics["final"]["test_acc"]
+    assert loss == pytest.approx(result.metrics["final"]["test_loss"], rel=1e-6)
 
     seen.clear()
     train(tiny_config(augment=False, epochs=1))
     assert seen == []
+
+
+def test_the_default_augmentation_is_whole_pixel_shifts(tiny_config, monkeypatch):
+    called = []
+    monkeypatch.setattr(train_mod, "augment_batch", lambda *a, **k: called.append("affine"))
+    real = train_mod.shift_batch
+    monkeypatch.setattr(train_mod, "shift_batch", lambda *a, **k: called.append("shift") or real(*a, **k))
+    config = tiny_config(augment=True, epochs=1)
+    assert config.augment_mode == "shift"
+    train(config)
+    assert called and set(called) == {"shift"}
 
 
 def test_augmentation_changes_training(tiny_config):
@@ -235,8 +334,8 @@ def _kill_after_epoch(monkeypatch, epoch):
 
 @pytest.mark.parametrize("overrides", [
     dict(),
-    dict(model="lenet5_regularized", augment=True, schedule="onecycle", dropout=0.3),
-    dict(optimizer="adamw", lr=0.003, schedule="cosine", val_size=0),
+    pytest.param(dict(model="lenet5_regularized", augment=True, schedule="onecycle", dropout=0.3), marks=pytest.mark.slow),
+    pytest.param(dict(optimizer="adamw", lr=0.003, schedule="cosine", val_size=0), marks=pytest.mark.slow),
 ])
 def test_resume_continues_an_interrupted_run(tiny_config, tmp_path, monkeypatch, overrides):
     config = tiny_config(epochs=3, **overrides)
@@ -273,6 +372,14 @@ def test_resume_refuses_changed_settings(tiny_config, tmp_path):
         train(tiny_config(epochs=2, lr=0.1), tmp_path, resume=True)
     with pytest.raises(MnistLibError, match="saved with model='lenet5', not 'custom_mlp'"):
         train(tiny_config(epochs=2, model="custom_mlp"), tmp_path, resume=True)
+
+
+def test_resume_refuses_a_changed_weight_decay(tiny_config, tmp_path):
+    train(tiny_config(epochs=1), tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(MnistLibError, match=r"weight_decay=0\.0, not 0\.001"):
+        train(tiny_config(epochs=2, weight_decay=1e-3), tmp_path, resume=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # the run is left as it was
 
 
 def test_resume_refuses_another_models_checkpoint(tiny_config, tmp_path):
