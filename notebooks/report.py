@@ -359,6 +359,7 @@ regularization paid wherever there is a gap, it should pay here. It does not: Ba
 Dropout changes LeNet-5's test accuracy by {diff_text(fashion_reg)}, and lowers its clean training
 accuracy from {num(clean(f_lenet))}% to {num(clean(f_reg))}%. The best variant chosen on
 Fashion-MNIST's validation split is {tables.row_name(fb) if fb else NA}, at {pm(S, "best_variant", "fashion-mnist")}%.
+{fig.ref("datasets")} sets each model's accuracy on the two datasets side by side.
 """)
 fig.show_figure("datasets", plots.mean_std_figure(dataset_rows(S), images_dir / "datasets.png", group_key="dataset", title=""),
                 "Test accuracy per model on MNIST and Fashion-MNIST, mean ± std; dots are single seeds.")
