@@ -413,6 +413,7 @@ and then those advantages no longer show in the final accuracy.
 # ## A The plan and its cost
 
 # %%
+say(f"{tab.ref('plan')} lists the plan `python -m mnist_lib report` executes, one papermill run per step.")
 tab.table("plan", paper.plan_frame(S), "The study plan as executed: each step's notebook runs, training budget and "
           "the cost estimated before the run on the machine that ran it (one worker; "
           f"{S.get('workers', NA)} ran side by side).")
@@ -422,6 +423,7 @@ tab.table("plan", paper.plan_frame(S), "The study plan as executed: each step's 
 
 # %%
 stab = tables.stability_frame(S)
+say(f"The recipe's gradient clipping is there for stability; {tab.ref('stability')} checks it on many seeds.")
 tab.table("stability", stab, f"Stability of the tuned recipe without BatchNorm: {plan.STABILITY['epochs']} epochs on "
           f"{plan.STABILITY['limit']:,} training images, the setting in which the recipe without gradient clipping "
           "failed one seed in three.")
@@ -435,6 +437,7 @@ sweep runs failed; among the study's other runs, {failed_all} failed.
 # ## C Per-seed test accuracy
 
 # %%
+say(f"{tab.ref('seeds')} gives every seed of the rows a verdict rests on, for readers who want to redo a test.")
 tab.table("seeds", paper.seeds_frame(S), "Test accuracy of every seed of the rows the verdicts rest on.")
 
 # %% [markdown]
