@@ -181,7 +181,7 @@ fig.show_figure("lenet5", architecture_figure(build_model("lenet5"), images_dir 
 
 # %%
 keys = ["lenet5", "custom_mlp", "lenet5_regularized", "lenet5_batchnorm"]
-tab.table("results", tables.results_frame(S, "mnist", keys).drop(columns="recipe"), "MNIST, tuned recipe: the kept models' validation and test "
+tab.table("results", tables.results_frame(S, "mnist", keys).drop(columns="recipe", errors="ignore"), "MNIST, tuned recipe: the kept models' validation and test "
           "accuracy and their accuracy on the clean training images (mean ± std over seeds); *gap*: training minus "
           "test accuracy, in points.")
 B = best(S)
@@ -341,7 +341,7 @@ if not shifts.empty:
 # # 6 Fashion-MNIST
 
 # %%
-tab.table("fashion", tables.results_frame(S, "fashion-mnist", MODELS).drop(columns="recipe"),
+tab.table("fashion", tables.results_frame(S, "fashion-mnist", MODELS).drop(columns="recipe", errors="ignore"),
           "Fashion-MNIST, tuned recipe: validation, test and clean training accuracy of the kept models.")
 f_lenet, f_reg = row(S, "lenet5", "fashion-mnist"), row(S, "lenet5_regularized", "fashion-mnist")
 f_conv = [c for c in conv if c["dataset"] == "fashion-mnist"]
@@ -361,8 +361,10 @@ accuracy from {num(clean(f_lenet))}% to {num(clean(f_reg))}%. The best variant c
 Fashion-MNIST's validation split is {tables.row_name(fb) if fb else NA}, at {pm(S, "best_variant", "fashion-mnist")}%.
 {fig.ref("datasets")} sets each model's accuracy on the two datasets side by side.
 """)
-fig.show_figure("datasets", plots.mean_std_figure(dataset_rows(S), images_dir / "datasets.png", group_key="dataset", title=""),
-                "Test accuracy per model on MNIST and Fashion-MNIST, mean ± std; dots are single seeds.")
+if dataset_rows(S):  # a study without Fashion-MNIST has no such figure
+    fig.show_figure("datasets", plots.mean_std_figure(dataset_rows(S), images_dir / "datasets.png", group_key="dataset",
+                                                      title=""),
+                    "Test accuracy per model on MNIST and Fashion-MNIST, mean ± std; dots are single seeds.")
 
 # %% [markdown]
 # # 7 Discussion
