@@ -228,15 +228,30 @@ def comparisons(summary: dict[str, Any], pairs: Iterable[tuple[str, str, str, st
 EPOCHS_TO_VAL = 98.5  # validation accuracy (%) every course-recipe ablation run reaches within its epochs
 
 
+def crossing_epoch(history: list[dict[str, Any]], threshold: float) -> float | None:
+    """When validation accuracy first reaches ``threshold``, in epochs: linear between the two
+    evaluations around the crossing (an epoch is too coarse a unit for runs that differ by less),
+    the first epoch itself when it is already there, None when it never gets there."""
+    before = None
+    for entry in history:
+        value = entry["val_acc"] or 0.0
+        if value >= threshold:
+            if before is None or value == before[1]:
+                return float(entry["epoch"])
+            return before[0] + (threshold - before[1]) / (value - before[1])
+        before = (entry["epoch"], value)
+    return None
+
+
 def epochs_to_accuracy(runs: str | Path, threshold: float = EPOCHS_TO_VAL) -> list[dict[str, Any]]:
-    """"BatchNorm reduces the epochs needed to converge", measured: per course-ablation row, the
-    first epoch whose validation accuracy reaches ``threshold`` (None: never), per seed, and
-    Welch's test of each row against "none" on those epochs (runs that reached it)."""
+    """"BatchNorm reduces the epochs needed to converge", measured: per course-ablation row and
+    seed, the epochs until validation accuracy reaches ``threshold`` (`crossing_epoch`; None:
+    never), and Welch's test of each row against "none" on them (runs that reached it)."""
     rows = {}
     for variant in ABLATION:
         folder = Path(runs) / "mnist" / "course" / variant
         records = [read_json(p / METRICS) for p in sorted(folder.glob("seed*")) if (p / METRICS).exists()]
-        epochs = [next((e["epoch"] for e in m["history"] if (e["val_acc"] or 0) >= threshold), None) for m in records]
+        epochs = [crossing_epoch(m["history"], threshold) for m in records]
         if records:
             rows[variant] = {"variant": variant, "label": label(variant), "threshold": threshold, "epochs": epochs,
                              "seeds": [m["config"]["seed"] for m in records], "of": records[0]["config"]["epochs"]}

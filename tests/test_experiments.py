@@ -360,3 +360,11 @@ def test_write_summary_is_atomic_and_refuses_nan(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         write_summary(runs, path, workers=3)
     unchanged()
+
+
+def test_crossing_epoch_interpolates_between_evaluations():
+    history = [{"epoch": e, "val_acc": v} for e, v in ((1, 97.0), (2, 98.0), (3, 99.0), (4, 98.2))]
+    assert experiments.crossing_epoch(history, 98.5) == pytest.approx(2.5)
+    assert experiments.crossing_epoch(history, 96.0) == 1.0  # there after the first epoch already
+    assert experiments.crossing_epoch(history, 99.5) is None
+    assert experiments.crossing_epoch([{"epoch": 1, "val_acc": None}, {"epoch": 2, "val_acc": 99.0}], 98.0) == pytest.approx(1 + 98 / 99)
