@@ -28,9 +28,7 @@ METRICS = "metrics.json"
 MODEL = "model.pt"
 CHECKPOINT = "checkpoint.pt"
 NAN_CHECK_EVERY = 50  # steps between divergence checks: each check is one host sync
-# On CPU, evaluation runs at most this many images per forward pass, whatever eval_batch_size
-# says: a 2,000-image LeNet-5 pass holds ~80 MiB of activations (the run's memory peak) and is no
-# faster per image than 500 (measured: 10k test images in 2.6 s at 500, 3.2 s at 2,000).
+# CPU evaluation passes hold at most this many images: 2,000 cost ~80 MiB (the memory peak) and ran slower.
 CPU_EVAL_CHUNK = 500
 
 
@@ -42,10 +40,8 @@ def select_device(name: str = "auto") -> torch.device:
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    kind = name.split(":")[0]
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise MnistLibError(f"device {name!r} is not available here: use --device auto or cpu")
-    if kind == "mps" and not torch.backends.mps.is_available():
+    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(name.split(":")[0], True):
         raise MnistLibError(f"device {name!r} is not available here: use --device auto or cpu")
     return torch.device(name)
 
@@ -107,13 +103,9 @@ def predict(model: nn.Module, split: Split, batch_size: int = 2000) -> torch.Ten
 def apply_memory_format(model: nn.Module, config: TrainConfig, device: torch.device) -> nn.Module:
     """The model in the memory format ``config.memory_format`` asks for ("auto": the engine's choice).
 
-    channels_last (NHWC): on CPU, oneDNN's convolution and max-pool kernels run LeNet-5 1.1-1.5x
-    faster. Not with BatchNorm2d (its CPU kernels are 1.5-3x slower in NHWC), nor on CUDA (no
-    faster there for these small maps). The 1-channel input needs no conversion. Measured again
-    side by side for LeNet5_Regularized (1 thread, batch 128): all channels_last 1.13x NCHW's step
-    time; convolutions in channels_last with BatchNorm in NCHW (a copy each way) 0.99x, no gain, so
-    BatchNorm models stay NCHW. "contiguous" forces NCHW (the benchmark's "first version" row),
-    "channels_last" forces NHWC."""
+    channels_last (NHWC) runs LeNet-5's CPU convolutions and pooling 1.1-1.5x faster, but not with
+    BatchNorm2d (its CPU kernels are 1.5-3x slower in NHWC; mixing formats gained nothing) nor on
+    CUDA. "contiguous" forces NCHW, "channels_last" forces NHWC."""
     auto = device.type == "cpu" and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     if config.memory_format == "channels_last" or (config.memory_format == "auto" and auto):
         return model.to(memory_format=torch.channels_last)
@@ -260,8 +252,7 @@ def _new_run(config: TrainConfig, data: DataSplits, device: torch.device) -> _Ru
 
 def _open_out(out_dir: str | Path | None, config: TrainConfig, resume: bool, overwrite: bool
               ) -> tuple[Path | None, dict[str, Any] | None]:
-    """(the run folder, the checkpoint to resume from): refuses to replace a finished run unless
-    told, and a checkpoint that does not continue this config."""
+    """(run folder, checkpoint to resume): refuses a finished run unless told, and a foreign checkpoint."""
     if out_dir is None:
         if resume:
             raise MnistLibError("resume needs an output folder (--out) holding checkpoint.pt")
@@ -356,13 +347,9 @@ def _final_metrics(run: _Run, config: TrainConfig, data: DataSplits, device: tor
 def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSplits | None = None,
           resume: bool = False, overwrite: bool = False,
           record: Callable[[nn.Module, DataSplits], dict[str, Any]] | None = None) -> TrainResult:
-    """Train ``config.model``; with ``out_dir``, also write the run folder.
-
-    The kept model is the epoch with the best validation accuracy (the last epoch when
-    ``val_size`` is 0); test numbers are recorded but never used to choose. ``record`` computes
-    what is kept from the kept model besides its numbers (metrics.json's "analysis").
-    A non-finite loss raises `Diverged` with the epochs finished before it.
-    """
+    """Train ``config.model`` (and write the run folder to ``out_dir``). The kept model is the best
+    validation epoch (the last one without a validation split); test numbers never choose. ``record``
+    adds metrics.json's "analysis" from the kept model. A non-finite loss raises `Diverged`."""
     config.validate()
     out, checkpoint = _open_out(out_dir, config, resume, overwrite)
     device = select_device(config.device)
@@ -409,5 +396,5 @@ def _check_finite(losses: torch.Tensor, step: int, epoch: int, lr: float, histor
                        f"step {bad + 1}; lower lr (now {lr}) and start again", history)
 
 
-def read_metrics(run_dir: str | Path) -> dict[str, Any]:
+def read_metrics(run_dir: str | Path) -> dict[str, Any]:  # a finished run's metrics.json
     return read_json(Path(run_dir) / METRICS)
