@@ -1,5 +1,3 @@
-import sys
-
 from mnist_lib.cli import main
 
-sys.exit(main())
+raise SystemExit(main())

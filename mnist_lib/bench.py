@@ -1,31 +1,12 @@
-"""`python -m mnist_lib bench`: how fast the engine trains, against the course's per-sample pipeline
-and the framework's floor.
-
-Per model, side by side in one run, on the same images:
-
-* per-sample: the course template's way. The training images are written as course-format PNGs
-  (`{ID}_{Label}.png`, via `write_course_tar`) and extracted to a temporary folder; a `Dataset`
-  opens and decodes one PNG with PIL per `__getitem__`, applies `ToTensor()` + `Normalize`,
-  and a `DataLoader(batch_size=64, shuffle=True)` collates the batches.
-* fast: the project's engine (`mnist_lib.train.train`) on the same recipe (the course's, batch
-  64): each split decoded once into one uint8 tensor, a batch is an index into it, normalized as
-  it is made. fast / per-sample is the reported speed-up.
-* study: the engine with the study's settings (the `tuned` preset as it is now, or ``study``).
-* bare compute: the floor under the study row: the same model, memory format, batch size,
-  loss, gradient clipping and optimizer, stepping over one batch tensor reused, with no data
-  handling, no augmentation, no schedule and no bookkeeping. study / bare compute is the
-  engine's overhead ratio.
-
-Each (row, model) is timed `repeats` times, interleaved so that a noisy machine slows all alike,
-and the median is reported. The clock counts training only (evaluation is not timed). Also
-measured: the epochs, images and training seconds the `fast` preset needs to reach 99% mean test
-accuracy over `seeds` seeds, and the peak memory (max RSS) of a fresh process running a
-full-MNIST `train`.
-"""
+"""`python -m mnist_lib bench`: how fast the engine trains, against the course's per-sample pipeline and
+the framework's floor (`PIPELINES`), how soon it reaches 99% and its peak memory; and the results: the
+targets met, the printed table and summary, and `bench.json` (a CPU run at the top level, a GPU run under its key)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import platform
 import statistics
@@ -36,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
@@ -43,17 +25,26 @@ from tqdm.auto import tqdm
 
 import mnist_lib
 from mnist_lib.config import TrainConfig
-from mnist_lib.registry import MODELS
-from mnist_lib.bench_results import targets_met
 from mnist_lib.course import CoursePngDataset, course_transform, write_course_pngs
-from mnist_lib.data import DataSplits, Split, load_data, load_split, split_train_val
+from mnist_lib.data import DataSplits, Split, load_data
 from mnist_lib.errors import MnistLibError
+from mnist_lib.files import ensure_writable_dir, write_json
 from mnist_lib.models import build_model
+from mnist_lib.registry import MODELS
 from mnist_lib.train import (apply_memory_format, cpu_name, evaluate, make_optimizer, seed_everything,
                              select_device, train)
 
+# The rows, each timed by its `*_run` function below; the recipe it trains: the course's ("fast") or the study's.
 PIPELINES = ("per-sample", "fast", "study", "bare compute")
-TARGET_ACCURACY = 99.0
+RECIPE = {"per-sample": "fast", "fast": "fast", "study": "study", "bare compute": "study"}
+# The issue's targets (a speed-up must reach its goal, the rest stay at or under it), with how the summary shows them.
+TARGETS = {"lenet5_speedup": (6.0, "LeNet-5 speed-up over per-sample", "{:.1f}x"),
+           "custom_mlp_speedup": (10.0, "CustomMLP speed-up over per-sample", "{:.1f}x"),
+           "time_to_99_seconds": (5.0, "time to 99%", "{:.1f} s"),
+           "peak_memory_bytes": (1 << 30, "peak memory", "{:.0f} MiB"),
+           "epochs_to_99": (2, "epochs to 99%", "{:.0f}"),
+           "floor_ratio": (1.10, "engine / bare compute (worst model)", "{:.2f}")}
+SECTIONS = ("gpu",)  # runs on another machine, kept in the same bench.json under their own key
 
 
 def _sync(device: torch.device) -> None:
@@ -61,21 +52,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def per_sample_run(model_name: str, loader: DataLoader, config: TrainConfig, test: Split,
-                   device: torch.device) -> tuple[float, float]:
-    """Train a fresh model for config.epochs epochs the course way; (training seconds, test accuracy)."""
+def per_sample_run(config: TrainConfig, loader: DataLoader, test: Split, device: torch.device) -> tuple[float, float]:
+    """Train a fresh ``config.model`` the course template's way: ``loader`` opens and decodes one PNG
+    with PIL per image (ToTensor + Normalize), the course's SGD; (training seconds, test accuracy)."""
     seed_everything(config.seed)
-    model = build_model(model_name).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)  # the course's
-    model.train()
+    model = build_model(config.model).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
     _sync(device)
     start = time.perf_counter()
     for _ in range(config.epochs):
         for images, labels in loader:
-            images, labels = images.to(device), labels.to(device)
             optimizer.zero_grad()
-            loss = F.cross_entropy(model(images), labels)
-            loss.backward()
+            F.cross_entropy(model(images.to(device)), labels.to(device)).backward()
             optimizer.step()
     _sync(device)
     seconds = time.perf_counter() - start
@@ -83,9 +71,9 @@ def per_sample_run(model_name: str, loader: DataLoader, config: TrainConfig, tes
 
 
 def fast_run(config: TrainConfig, data: DataSplits) -> tuple[float, float]:
-    """Train with the engine; (training seconds, as the engine clocks them, and test accuracy)."""
-    result = train(config, data=data)
-    history = result.metrics["history"]
+    """Train with the engine (each split one uint8 tensor, a batch an index into it, normalized as it
+    is made); (training seconds, as the engine clocks them, and test accuracy)."""
+    history = train(config, data=data).metrics["history"]
     return sum(entry["train_seconds"] for entry in history), history[-1]["test_acc"]
 
 
@@ -98,9 +86,9 @@ def bare_compute_run(config: TrainConfig, train_split: Split, device: torch.devi
                                 config, device)
     optimizer = make_optimizer(model, config)
     batch = train_split[:config.batch_size]
-    x, y = batch.images, batch.labels  # normalized once, outside the clock
+    x, y = batch.images, batch.labels  # normalized once (a property), outside the clock
     n, bs = len(train_split), len(y)
-    steps = -(-n // bs)
+    steps = math.ceil(n / bs)
 
     def step() -> None:
         loss = F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)
@@ -110,7 +98,6 @@ def bare_compute_run(config: TrainConfig, train_split: Split, device: torch.devi
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip, foreach=True)
         optimizer.step()
 
-    model.train()
     for _ in range(2):  # warm-up: first-call allocations and kernel selection are not the floor
         step()
     _sync(device)
@@ -123,7 +110,7 @@ def bare_compute_run(config: TrainConfig, train_split: Split, device: torch.devi
 
 
 def time_to_accuracy(data: DataSplits, device: str, threads: int | None, seeds: int = 5,
-                     target: float = TARGET_ACCURACY, preset: str = "fast") -> dict[str, Any]:
+                     target: float = 99.0, preset: str = "fast") -> dict[str, Any]:
     """Train LeNet-5 with ``preset`` for ``seeds`` seeds; the first epoch whose mean test accuracy
     over the seeds reaches ``target`` percent, the images seen by then, and the training seconds
     (evaluation not counted; the median over seeds) until then."""
@@ -133,16 +120,11 @@ def time_to_accuracy(data: DataSplits, device: str, threads: int | None, seeds: 
     seconds = [[entry["train_seconds"] for entry in history] for history in histories]
     mean_by_epoch = [statistics.fmean(run[e] for run in accs) for e in range(config.epochs)]
     epoch = next((e + 1 for e, acc in enumerate(mean_by_epoch) if acc >= target), None)
-    clock = statistics.median(sum(run[:epoch]) for run in seconds) if epoch else None
-    return {
-        "preset": preset, "model": "lenet5", "target_accuracy": target, "train_images": len(data.train),
-        "seeds": seeds, "epochs": config.epochs, "batch_size": config.batch_size,
-        "reached": epoch is not None, "epoch": epoch, "seconds": clock,
-        "images": epoch * len(data.train) if epoch else None,
-        "mean_test_acc_by_epoch": mean_by_epoch,
-        "test_acc_by_epoch": accs,  # per seed
-        "train_seconds_by_epoch": seconds,  # per seed
-    }
+    return {"preset": preset, "model": "lenet5", "target_accuracy": target, "train_images": len(data.train),
+            "seeds": seeds, "epochs": config.epochs, "batch_size": config.batch_size, "reached": epoch is not None,
+            "epoch": epoch, "seconds": statistics.median(sum(run[:epoch]) for run in seconds) if epoch else None,
+            "images": epoch * len(data.train) if epoch else None, "mean_test_acc_by_epoch": mean_by_epoch,
+            "test_acc_by_epoch": accs, "train_seconds_by_epoch": seconds}  # the last two: per seed
 
 
 # Runs in a fresh interpreter, so the max RSS is this run's alone: `train ...` through the CLI, or
@@ -169,9 +151,8 @@ print(json.dumps({"code": code, "max_rss_bytes": peak, "measure": how,
 
 
 def _max_rss(args: list[str]) -> dict[str, Any]:
-    env = dict(os.environ)  # make this mnist_lib importable whether or not it is installed
-    package_parent = str(Path(mnist_lib.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join([package_parent] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    package_parent = str(Path(mnist_lib.__file__).resolve().parents[1])  # this mnist_lib, installed or not
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, *args], env=env, capture_output=True, text=True)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
@@ -188,9 +169,8 @@ def peak_memory(data_dir: str | None, device: str, threads: int | None, limit: i
     memory peak comes in the first epoch) on the full training set (or ``limit`` images), and of
     one that only imports torch and makes an optimizer (the floor under any training run)."""
     args = ["--preset", "tuned", "--model", "lenet5", "--epochs", "1", "--quiet", "--device", device]
-    args += ["--data-dir", data_dir] if data_dir else []
-    args += ["--threads", str(threads)] if threads else []
-    args += ["--limit", str(limit)] if limit else []
+    for flag, value in (("--data-dir", data_dir), ("--threads", threads), ("--limit", limit)):
+        args += [flag, str(value)] if value else []
     with tempfile.TemporaryDirectory(prefix="mnist-bench-memory-") as tmp:
         run = _max_rss(["train", "--out", tmp, *args])
     baseline = _max_rss(["baseline"])
@@ -212,29 +192,27 @@ def _check_args(models: Sequence[str], repeats: int, epochs: int, batch_size: in
 
 
 def _time_pipelines(models: Sequence[str], repeats: int, configs: dict[str, TrainConfig], data: DataSplits,
-                    data_dir: str | None, progress: bool) -> dict[tuple[str, str], dict[str, list]]:
+                    progress: bool) -> dict[tuple[str, str], dict[str, list]]:
     """Seconds per epoch (and test accuracy) of every (pipeline, model), ``repeats`` times,
-    interleaved so that a noisy machine slows every row alike."""
-    course, study = configs["fast"], configs["study"]
+    interleaved so that a noisy machine slows every row alike. Only training is on the clock."""
+    course = configs["fast"]
     device = select_device(course.device)
-    timed = DataSplits(data.train, data.val[:0], data.test, data.dataset, data.mean, data.std)  # only training is timed
+    timed = dataclasses.replace(data, val=data.val[:0])  # the engine evaluates no validation split
     results: dict[tuple[str, str], dict[str, list]] = {}
     with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp:
-        # The same training images as uint8, written the course way.
-        images, labels = load_split("mnist", data_dir, "idx", True)
-        train_idx, _ = split_train_val(len(labels), course.val_size, 0)
-        train_idx = train_idx[:course.limit] if course.limit else train_idx
-        folder = write_course_pngs(images[train_idx], labels[train_idx], Path(tmp))
-        loader = DataLoader(CoursePngDataset(folder, course_transform("mnist")), batch_size=course.batch_size, shuffle=True)
+        # The same training images (uint8), written the course way.
+        folder = write_course_pngs(data.train.stored.cpu(), data.train.labels.cpu(), Path(tmp))
+        loader = DataLoader(CoursePngDataset(folder, course_transform("mnist")), batch_size=course.batch_size,
+                            shuffle=True)
         jobs = [(m, p) for _ in range(repeats) for m in models for p in PIPELINES]
         for model_name, pipeline in tqdm(jobs, desc="bench", unit="run", disable=not progress):
-            acc = None
+            config, acc = configs[RECIPE[pipeline]].replace(model=model_name), None
             if pipeline == "per-sample":
-                seconds, acc = per_sample_run(model_name, loader, course, data.test, device)
+                seconds, acc = per_sample_run(config, loader, data.test, device)
             elif pipeline == "bare compute":
-                seconds = bare_compute_run(study.replace(model=model_name), data.train, device)
+                seconds = bare_compute_run(config, data.train, device)
             else:
-                seconds, acc = fast_run(configs[pipeline].replace(model=model_name), timed)
+                seconds, acc = fast_run(config, timed)
             entry = results.setdefault((pipeline, model_name), {"seconds": [], "test_acc": []})
             entry["seconds"].append(seconds / course.epochs)
             entry["test_acc"].append(acc)
@@ -243,56 +221,54 @@ def _time_pipelines(models: Sequence[str], repeats: int, configs: dict[str, Trai
 
 def _rows(results: dict[tuple[str, str], dict[str, list]], models: Sequence[str], configs: dict[str, TrainConfig],
           images: int) -> list[dict[str, Any]]:
+    """One row per (model, pipeline): the median seconds per epoch, the speed-up over per-sample, the
+    ratio to the bare compute floor."""
     rows = []
     for model_name in models:
         median = {p: statistics.median(results[(p, model_name)]["seconds"]) for p in PIPELINES}
         for pipeline in PIPELINES:
-            accs = [a for a in results[(pipeline, model_name)]["test_acc"] if a is not None]
+            runs = results[(pipeline, model_name)]
+            accs = [a for a in runs["test_acc"] if a is not None]
             rows.append({"pipeline": pipeline, "model": model_name,
-                         "batch_size": configs["study" if pipeline == "bare compute" else pipeline].batch_size
-                         if pipeline != "per-sample" else configs["fast"].batch_size,
-                         "seconds_per_epoch": median[pipeline], "images_per_s": images / median[pipeline],
-                         "speedup": median["per-sample"] / median[pipeline],
+                         "batch_size": configs[RECIPE[pipeline]].batch_size, "seconds_per_epoch": median[pipeline],
+                         "images_per_s": images / median[pipeline], "speedup": median["per-sample"] / median[pipeline],
                          "vs_floor": median[pipeline] / median["bare compute"],
                          "test_acc": statistics.median(accs) if accs else None,
-                         "seconds_per_epoch_runs": results[(pipeline, model_name)]["seconds"]})
+                         "seconds_per_epoch_runs": runs["seconds"]})
     return rows
-
-
-def _environment(device: torch.device, load_before: tuple[float, ...]) -> dict[str, Any]:
-    return {"torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "device": str(device), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-            "load_average_before": list(load_before)}
 
 
 def run_bench(models: Sequence[str] = tuple(MODELS), repeats: int = 3, epochs: int = 1, batch_size: int = 64,
               limit: int | None = None, data_dir: str | None = None, device: str = "auto",
               threads: int | None = 1, time_to_99: bool = True, memory: bool = True,
-              progress: bool = True, study: dict[str, Any] | None = None, seeds: int = 5) -> dict[str, Any]:
+              progress: bool = True, seeds: int = 5) -> dict[str, Any]:
     """Run the benchmark and return its results (what bench.json holds).
 
     ``threads`` (torch intra-op threads, every row; None: torch's choice) defaults to 1: on a
     small shared machine two threads fighting other work for two cores ran 10-30x slower, which
-    makes timings meaningless; unloaded, two threads made LeNet-5's fast path ~1.5x faster.
-    ``study``: the study's settings over the `tuned` preset (None: the tuned preset as it is)."""
+    makes timings meaningless; unloaded, two threads made LeNet-5's fast path ~1.5x faster."""
     _check_args(models, repeats, epochs, batch_size, limit, threads)
     common = dict(epochs=epochs, device=device, threads=threads, limit=limit, progress=False)
     configs = {"fast": TrainConfig.from_dict(dict(batch_size=batch_size, **common)),  # the course recipe otherwise
-               "study": TrainConfig.from_preset("tuned", **{**(study or {}), **common})}
+               "study": TrainConfig.from_preset("tuned", **common)}  # the study's settings
     torch_device = select_device(device)
     if threads is not None:
         torch.set_num_threads(threads)  # every row runs under the same setting
     load_before = os.getloadavg()
     data = load_data("mnist", data_dir, "idx", limit=limit).to(torch_device)  # every row trains on these images
-    rows = _rows(_time_pipelines(models, repeats, configs, data, data_dir, progress), models, configs, len(data.train))
+    rows = _rows(_time_pipelines(models, repeats, configs, data, progress), models, configs, len(data.train))
     keys = ("batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "label_smoothing",
             "grad_clip", "augment", "augment_mode", "augment_degrees", "augment_shift", "memory_format")
     report: dict[str, Any] = {
         "settings": {"models": list(models), "repeats": repeats, "epochs": epochs, "batch_size": batch_size,
-                     "limit": limit, "images_per_epoch": len(data.train), "recipe": "course (SGD lr 0.01, momentum 0.9)",
+                     "limit": limit, "images_per_epoch": len(data.train),
+                     "recipe": "course (SGD lr 0.01, momentum 0.9)",
                      "study": {k: getattr(configs["study"], k) for k in keys}},
-        "environment": _environment(torch_device, load_before),
+        "environment": {
+            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
+            "device": str(torch_device), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+            "device_name": torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else cpu_name(),
+            "load_average_before": list(load_before)},
         "results": rows,
         "speedup": {r["model"]: r["speedup"] for r in rows if r["pipeline"] == "fast"},
         "floor_ratio": {r["model"]: r["vs_floor"] for r in rows if r["pipeline"] == "study"},  # study / bare compute
@@ -302,3 +278,87 @@ def run_bench(models: Sequence[str] = tuple(MODELS), repeats: int = 3, epochs: i
     report["environment"]["load_average_after"] = list(os.getloadavg())
     report["targets"] = targets_met(report)
     return report
+
+
+# --------------------------------------------------------------------------- the results
+
+def targets_met(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each target with the measured value and whether it was met (None: not measured)."""
+    t99, mem, floor = report["time_to_99"], report["memory"], report.get("floor_ratio", {})
+    measured = {"lenet5_speedup": report["speedup"].get("lenet5"),
+                "custom_mlp_speedup": report["speedup"].get("custom_mlp"),
+                "time_to_99_seconds": (t99["seconds"] if t99["reached"] else float("inf")) if t99 else None,
+                "peak_memory_bytes": mem["max_rss_bytes"] if mem else None,
+                "epochs_to_99": (t99["epoch"] if t99["reached"] else float("inf")) if t99 else None,
+                "floor_ratio": max(floor.values()) if floor else None}  # the worst model must meet it
+    out = {}
+    for name, (goal, _, _) in TARGETS.items():
+        value = measured[name]
+        met = None if value is None else (value >= goal if name.endswith("speedup") else value <= goal)
+        out[name] = {"target": goal, "measured": None if value in (None, float("inf")) else value, "met": met}
+    return out
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The results, one row per (pipeline, model), one word per cell."""
+    frame = pd.DataFrame(report["results"]).drop(columns="seconds_per_epoch_runs")
+    frame["pipeline"] = frame["pipeline"].str.replace(" ", "_")
+    return frame.to_string(index=False, na_rep="-", formatters={
+        "seconds_per_epoch": "{:.3f}".format, "images_per_s": "{:,.0f}".format,
+        "speedup": "{:.1f}x".format, "vs_floor": "{:.2f}".format, "test_acc": "{:.2f}".format})
+
+
+def format_summary(report: dict[str, Any]) -> str:
+    """The study's settings, time to 99%, peak memory and the targets, in sentences (older bench.json too)."""
+    lines = []
+    if "study" in report["settings"]:
+        s = report["settings"]["study"]
+        lines.append(f"study: batch {s['batch_size']}, lr {s['lr']}, augmentation "
+                     f"{s['augment_mode'] if s['augment'] else 'none'}, memory format {s['memory_format']}")
+    if t99 := report["time_to_99"]:
+        # a bench.json from before the fast preset has one seed and no image count: still readable
+        seeds, accs = t99.get("seeds", 1), t99.get("mean_test_acc_by_epoch", t99["test_acc_by_epoch"])
+        if t99["reached"]:
+            images = f"{t99['images']:,}" if t99.get("images") else f"{t99['epoch'] * t99['train_images']:,}"
+            lines.append(f"to {t99['target_accuracy']}% mean test accuracy over {seeds} seed(s) (LeNet-5, "
+                         f"{t99['preset']} preset): epoch {t99['epoch']}, {images} training images, "
+                         f"{t99['seconds']:.1f} s of training (median over seeds)")
+        else:
+            lines.append(f"{t99['target_accuracy']}% mean test accuracy: not reached in {len(accs)} epochs "
+                         f"({t99['preset']} preset, best mean {max(accs):.2f}%)")
+    if memory := report["memory"]:
+        lines.append(f"peak memory (max RSS) of `{memory['command']}`: {memory['max_rss_mib']:.0f} MiB (of which "
+                     f"{memory['baseline_rss_mib']:.0f} MiB is torch imported + an optimizer, before any data)")
+    for name, target in report["targets"].items():
+        if target["met"] is None or name not in TARGETS:  # unmeasured, or a target this version no longer sets
+            continue
+        _, label, fmt = TARGETS[name]
+        scale = 2**20 if name == "peak_memory_bytes" else 1
+        measured = "not reached" if target["measured"] is None else fmt.format(target["measured"] / scale)
+        lines.append(f"target {label} {'>=' if name.endswith('speedup') else '<='} "
+                     f"{fmt.format(target['target'] / scale)}: {measured}, {'met' if target['met'] else 'NOT met'}")
+    return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], out: str | os.PathLike, section: str | None = None) -> Path:
+    """Write the results to ``out``. With ``section`` (a GPU run), under that key of the file, the
+    rest kept; without it, as the file's top level, its sections kept."""
+    out = Path(out)
+    ensure_writable_dir(out.parent)
+    try:
+        existing = json.loads(out.read_text()) if out.is_file() else {}
+    except json.JSONDecodeError:
+        raise MnistLibError(f"{out} is not valid JSON: move it away, or write to another --out") from None
+    kept = {k: existing[k] for k in SECTIONS if k in existing}
+    write_json(out, {**existing, section: report} if section is not None else {**report, **kept})
+    return out
+
+
+def study_wall(summary_path: str | os.PathLike) -> dict[str, Any]:
+    """The study's environment and wall time from its report/summary.json, for the bench's record."""
+    path = Path(summary_path)
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise MnistLibError(f"{path} is not a readable summary.json: run `python -m mnist_lib report` first") from None
+    return {**summary.get("environment", {}), "workers": summary.get("workers")}

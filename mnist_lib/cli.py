@@ -1,9 +1,7 @@
-"""`python -m mnist_lib ...`: params, train, evaluate, export-tar.
+"""`python -m mnist_lib ...`: params, train, evaluate, export-tar, bench, report, readme.
 
-Every `TrainConfig` field is a `train` option (`--batch-size`, `--no-augment`, ...), generated
-from the dataclass so the CLI and the notebooks' parameters cannot drift apart. Bad input
-prints one `error: ...` line and exits with status 2.
-"""
+Every TrainConfig field is a `train` option, so the CLI and the notebooks' parameters cannot drift apart.
+Bad input prints one `error: ...` line and exits with status 2."""
 
 from __future__ import annotations
 
@@ -15,6 +13,7 @@ from typing import Sequence
 
 from mnist_lib.config import DATASETS, PRESETS, TrainConfig
 from mnist_lib.errors import MnistLibError
+from mnist_lib.files import ensure_writable_dir
 from mnist_lib.registry import MODELS
 
 EXIT_BAD_INPUT = 2
@@ -27,15 +26,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see `{self.prog} --help`)\n")
 
 
+_WORDS = {**dict.fromkeys(("true", "yes", "1", "on"), True), **dict.fromkeys(("false", "no", "0", "off"), False),
+          "none": None, "default": None}
+
+
 def _bool_or_none(text: str) -> bool | None:
-    lowered = text.lower()
-    if lowered in ("true", "yes", "1", "on"):
-        return True
-    if lowered in ("false", "no", "0", "off"):
-        return False
-    if lowered in ("none", "default"):
-        return None
-    raise argparse.ArgumentTypeError(f"expected true, false or none, got {text!r}")
+    if text.lower() not in _WORDS:
+        raise argparse.ArgumentTypeError(f"expected true, false or none, got {text!r}")
+    return _WORDS[text.lower()]
 
 
 # Fields whose default is None need their type spelled out.
@@ -47,33 +45,30 @@ _ALIASES = {"data_format": ["--format"]}
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """One option per TrainConfig field; defaults are left unset so a preset can fill them."""
     group = parser.add_argument_group("training config (TrainConfig fields; defaults: the course recipe)")
-    group.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe, then apply the options given")
+    group.add_argument("--preset", choices=sorted(PRESETS),
+                       help="start from a named recipe, then apply the options given")
     for field in dataclasses.fields(TrainConfig):
-        flags = [f"--{field.name.replace('_', '-')}"] + _ALIASES.get(field.name, [])
-        default = field.default
-        help_text = f"default: {default}"
-        if isinstance(default, bool):
-            group.add_argument(*flags, dest=field.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        flags = [f"--{field.name.replace('_', '-')}", *_ALIASES.get(field.name, [])]
+        if isinstance(field.default, bool):
+            kind = dict(action=argparse.BooleanOptionalAction)
         else:
-            kind = _OPTIONAL_TYPES.get(field.name, type(default))
-            group.add_argument(*flags, dest=field.name, type=kind, default=None, help=help_text)
+            kind = dict(type=_OPTIONAL_TYPES.get(field.name, type(field.default)))
+        group.add_argument(*flags, dest=field.name, default=None, help=f"default: {field.default}", **kind)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of the options given, on top of --preset when given."""
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
     if getattr(args, "quiet", False):
         given["progress"] = False
-    if args.preset:
-        return TrainConfig.from_preset(args.preset, **given)
-    return TrainConfig.from_dict(given)
+    return TrainConfig.from_preset(args.preset, **given) if args.preset else TrainConfig.from_dict(given)
 
 
 def cmd_params(args: argparse.Namespace) -> int:
     from mnist_lib.models import build_model, parameter_frame
 
-    names = [args.model] if args.model else list(MODELS)
-    for name in names:
+    for name in [args.model] if args.model else list(MODELS):
         frame = parameter_frame(build_model(name))
         print(f"{MODELS[name]} ({name})")
         print(frame.to_string(index=False, formatters={c: "{:,}".format for c in ("weights", "biases", "total")}))
@@ -100,12 +95,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     run = Path(args.run)
     metrics = read_metrics(run)
-    config = TrainConfig.from_dict({**metrics["config"], "progress": False,
-                                    **({"data_dir": args.data_dir} if args.data_dir else {}),
-                                    **({"device": args.device} if args.device else {})})
+    given = {k: v for k, v in (("data_dir", args.data_dir), ("device", args.device)) if v}
+    config = TrainConfig.from_dict({**metrics["config"], "progress": False, **given})
     device = select_device(config.device)
     model = load_model(run / MODEL, config).to(device)
-    data = load_data(config.dataset, config.data_dir, config.data_format, config.val_size, config.limit, config.download)
+    data = load_data(config.dataset, config.data_dir, config.data_format, config.val_size, config.limit,
+                     config.download)
     loss, acc = evaluate(model, data.test.to(device), config.eval_batch_size)
     recorded = metrics["final"]["test_acc"]
     print(f"{run / MODEL}: test accuracy {acc:.2f}% ({acc:.4f}), loss {loss:.4f}; "
@@ -117,7 +112,6 @@ def cmd_export_tar(args: argparse.Namespace) -> int:
     """Write the course format (train.tar / test.tar of {ID}_{Label}.png) from IDX data."""
     from mnist_lib.course import write_course_tar
     from mnist_lib.data import load_split
-    from mnist_lib.files import ensure_writable_dir
 
     out = ensure_writable_dir(args.out)
     for train, name in ((True, "train"), (False, "test")):
@@ -129,9 +123,7 @@ def cmd_export_tar(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Time the engine against the course's per-sample pipeline: print a table, write JSON."""
-    from mnist_lib.bench import run_bench
-    from mnist_lib.bench_results import format_summary, format_table, study_wall, write_report
-    from mnist_lib.files import ensure_writable_dir
+    from mnist_lib.bench import format_summary, format_table, run_bench, study_wall, write_report
 
     ensure_writable_dir(Path(args.out).parent)  # fail before minutes of work, not after
     if args.study_summary:

@@ -1,8 +1,6 @@
 """The one config dataclass shared by the CLI, the notebooks' `parameters` cells and the engine.
-
-Defaults are the course template's recipe (SGD, lr 0.01, momentum 0.9, batch 64, no schedule).
-`PRESETS` names the two recipes the report compares; `TrainConfig.from_preset` applies one.
-"""
+Defaults are the course template's recipe (SGD, lr 0.01, momentum 0.9, batch 64, no schedule);
+`PRESETS` names the recipes the report compares, `TrainConfig.from_preset` applies one."""
 
 from __future__ import annotations
 
@@ -22,6 +20,15 @@ SCHEDULES = ("none", "onecycle", "cosine")
 AUGMENT_MODES = ("affine", "shift")
 MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# The numeric fields by type and range; one whose default is None may be None ("not set").
+NUMBERS = (
+    (int, "positive", ("epochs", "batch_size", "eval_batch_size", "limit", "threads")),
+    (int, "any", ("seed",)),
+    (int, ">= 0", ("val_size",)),
+    (float, "positive", ("lr", "grad_clip")),
+    (float, ">= 0", ("weight_decay", "augment_degrees", "augment_shift")),
+    (float, "[0, 1)", ("momentum", "label_smoothing", "dropout")),
+)
 # Fields that say how a run was executed, not what was trained: they never make two runs differ.
 EXECUTION_FIELDS = ("progress", "device", "threads", "data_dir", "download", "eval_batch_size")
 
@@ -59,13 +66,12 @@ class TrainConfig:
     device: str = "auto"  # auto: cuda, then mps, then cpu
     threads: int | None = None  # torch intra-op threads on CPU; None: torch's choice
     eval_batch_size: int = 2000
-    memory_format: str = "auto"  # auto: channels_last on CPU for models without BatchNorm; contiguous (NCHW); channels_last
+    memory_format: str = "auto"  # contiguous (NCHW), channels_last, or auto: channels_last on CPU without BatchNorm
     progress: bool = True
 
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> "TrainConfig":
-        if preset not in PRESETS:
-            raise MnistLibError(f"preset {preset!r} is unknown: choose one of {', '.join(PRESETS)}")
+        choice("preset", preset, tuple(PRESETS))
         return cls.from_dict({**PRESETS[preset], **overrides})
 
     @classmethod
@@ -74,22 +80,16 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise MnistLibError(f"unknown config parameter(s) {', '.join(unknown)}: known are {', '.join(sorted(names))}")
-        config = cls(**values)
-        config.validate()
-        return config
+            raise MnistLibError(f"unknown config parameter(s) {', '.join(unknown)}: "
+                                f"known are {', '.join(sorted(names))}")
+        return cls(**values).validate()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def replace(self, **changes: Any) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - names)
-        if unknown:
-            raise MnistLibError(f"unknown config parameter(s) {', '.join(unknown)}: known are {', '.join(sorted(names))}")
-        config = dataclasses.replace(self, **changes)
-        config.validate()
-        return config
+        """A validated copy with ``changes``; unknown names are errors, as in `from_dict`."""
+        return self.from_dict({**self.to_dict(), **changes})
 
     def first_difference(self, saved: dict[str, Any], ignore: tuple[str, ...] = ()) -> str | None:
         """The first field in which a saved config (a run's metrics.json or checkpoint) trains
@@ -97,54 +97,32 @@ class TrainConfig:
         run", by which a run is resumed or reused. How a run was executed (EXECUTION_FIELDS)
         never counts; a field the saved config lacks (added later) counts as its default."""
         for f in dataclasses.fields(self):
-            if f.name not in EXECUTION_FIELDS and f.name not in ignore and saved.get(f.name, f.default) != getattr(self, f.name):
+            if f.name not in (*EXECUTION_FIELDS, *ignore) and saved.get(f.name, f.default) != getattr(self, f.name):
                 return f.name
         return None
 
     def validate(self) -> "TrainConfig":
         """Raise MnistLibError naming the first bad parameter; return self when all are fine."""
-        choice("model", self.model, tuple(MODELS))
-        choice("dataset", self.dataset, DATASETS)
-        choice("data_format", self.data_format, DATA_FORMATS)
-        choice("optimizer", self.optimizer, OPTIMIZERS)
-        choice("schedule", self.schedule, SCHEDULES)
-        choice("augment_mode", self.augment_mode, AUGMENT_MODES)
-        choice("memory_format", self.memory_format, MEMORY_FORMATS)
-        if self.augment_mode == "shift" and isinstance(self.augment_shift, (int, float)) and self.augment_shift != int(self.augment_shift):
-            raise MnistLibError(f"augment_mode 'shift' moves whole pixels: augment_shift must be a whole number, got {self.augment_shift}")
+        for name, choices in (("model", tuple(MODELS)), ("dataset", DATASETS), ("data_format", DATA_FORMATS),
+                              ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("augment_mode", AUGMENT_MODES),
+                              ("memory_format", MEMORY_FORMATS)):
+            choice(name, getattr(self, name), choices)
         choice("device", self.device.split(":")[0] if isinstance(self.device, str) else self.device, DEVICES)
         if self.data_dir is not None and not isinstance(self.data_dir, str):
             raise MnistLibError(f"data_dir must be a path string or None, got {self.data_dir!r}")
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            _positive_int(name, getattr(self, name))
-        if self.limit is not None:
-            _positive_int("limit", self.limit)
-        if self.threads is not None:
-            _positive_int("threads", self.threads)
-        _int("seed", self.seed)
-        _int("val_size", self.val_size)
-        if self.val_size < 0:
-            raise MnistLibError(f"val_size must be >= 0, got {self.val_size}")
-        _positive_float("lr", self.lr)
-        for name in ("momentum", "weight_decay", "label_smoothing", "augment_degrees", "augment_shift"):
-            _float(name, getattr(self, name))
-            if getattr(self, name) < 0:
-                raise MnistLibError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.grad_clip is not None:
-            _positive_float("grad_clip", self.grad_clip)
-        if self.momentum >= 1:
-            raise MnistLibError(f"momentum must be in [0, 1), got {self.momentum}")
-        if self.label_smoothing >= 1:
-            raise MnistLibError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for kind, bound, names in NUMBERS:
+            for name in names:
+                if getattr(self, name) is not None or defaults[name] is not None:
+                    _number(name, getattr(self, name), kind, bound)
+        if self.augment_mode == "shift" and self.augment_shift != int(self.augment_shift):
+            raise MnistLibError(f"augment_mode 'shift' moves whole pixels: augment_shift must be a whole number, "
+                                f"got {self.augment_shift}")
         for name in ("download", "nesterov", "augment", "progress"):
             if not isinstance(getattr(self, name), bool):
                 raise MnistLibError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.batchnorm is not None and not isinstance(self.batchnorm, bool):
             raise MnistLibError(f"batchnorm must be True, False or None, got {self.batchnorm!r}")
-        if self.dropout is not None:
-            _float("dropout", self.dropout)
-            if not 0 <= self.dropout < 1:
-                raise MnistLibError(f"dropout must be in [0, 1), got {self.dropout}")
         if (self.batchnorm is not None or self.dropout is not None) and self.model == "custom_mlp":
             raise MnistLibError("batchnorm/dropout variants apply to the LeNet-5 models, not custom_mlp")
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
@@ -152,24 +130,22 @@ class TrainConfig:
         return self
 
 
-# The two recipes the report compares. "course" is the assignment template, kept as given;
-# "tuned" is the project's default: a one-cycle schedule reaches a better optimum in few
-# epochs (a study of 160 runs is hours on a 2-core CPU), a larger batch makes each epoch cheaper on
-# CPU, weight decay + Nesterov are the standard small-CNN settings, and small random
-# shifts of the training images are the cheapest accuracy a 62k-parameter net gets (adding
-# +-10 degree rotations bought nothing measurable in the first study: the "lenet5_rotation" row).
-# Clipping the gradient norm at 1.0 keeps plain LeNet-5 (no BatchNorm) out of the plateau at
-# chance it fell into in one seed of three at peak lr 0.1: its first steps' gradients are large.
+# The two recipes the report compares. "course" is the assignment template, kept as given. "tuned" is
+# the project's default: a one-cycle schedule reaches a better optimum in few epochs (a study of 160
+# runs is hours on a 2-core CPU), a larger batch makes each epoch cheaper on CPU, weight decay +
+# Nesterov are the standard small-CNN settings, and small random shifts are the cheapest accuracy a
+# 62k-parameter net gets (+-10 degree rotations bought nothing measurable: the "lenet5_rotation" row).
+# Clipping the gradient norm at 1.0 keeps plain LeNet-5 (no BatchNorm) out of the plateau at chance
+# it fell into in one seed of three at peak lr 0.1: its first steps' gradients are large.
 PRESETS: dict[str, dict[str, Any]] = {
     "course": dict(epochs=10, batch_size=64, optimizer="sgd", lr=0.01, momentum=0.9,
                    nesterov=False, weight_decay=0.0, schedule="none", augment=False),
     "tuned": dict(epochs=8, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
                   nesterov=True, weight_decay=5e-4, schedule="onecycle", augment=True, grad_clip=1.0),
-    # "fast": 99% test accuracy for LeNet-5 within 2 epochs (the benchmark's time-to-99 run), not a
-    # report recipe: the tuned recipe over 2 epochs without augmentation (two epochs are too few
-    # for it to pay), batch 64 and peak lr 0.15 (more steps), label smoothing 0.1. Measured on full
-    # MNIST, seeds 0-4, 1 thread: test accuracy after epoch 2 99.30/99.17/99.17/99.22/99.25, mean
-    # 99.22 (batch 128 at lr 0.1: mean 99.07, lowest 98.99).
+    # "fast": 99% test accuracy for LeNet-5 in 2 epochs (the benchmark's time-to-99 run), not a report recipe:
+    # tuned without augmentation (too few epochs for it to pay), batch 64 and peak lr 0.15 (more steps), label
+    # smoothing 0.1. Full MNIST, seeds 0-4, 1 thread: test accuracy after epoch 2 99.30/99.17/99.17/99.22/99.25,
+    # mean 99.22 (batch 128 at lr 0.1: mean 99.07, lowest 98.99).
     "fast": dict(epochs=2, batch_size=64, optimizer="sgd", lr=0.15, momentum=0.9, nesterov=True, weight_decay=5e-4,
                  schedule="onecycle", label_smoothing=0.1, augment=False, grad_clip=1.0),
 }
@@ -178,10 +154,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 def variant_config(variant: str, recipe: str = "tuned", **overrides: Any) -> TrainConfig:
     """The TrainConfig of a named variant under a named recipe; ``None`` overrides are ignored,
     so a notebook parameter left at None means "the recipe's value"."""
-    if variant not in VARIANTS:
-        raise MnistLibError(f"variant {variant!r} is unknown: choose one of {', '.join(VARIANTS)}")
-    if recipe not in PRESETS:
-        raise MnistLibError(f"recipe {recipe!r} is unknown: choose one of {', '.join(PRESETS)}")
+    choice("variant", variant, tuple(VARIANTS))
+    choice("recipe", recipe, tuple(PRESETS))
     given = {k: v for k, v in overrides.items() if v is not None}
     return TrainConfig.from_dict({**PRESETS[recipe], **VARIANTS[variant].config, **given})
 
@@ -192,23 +166,12 @@ def choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> None:
         raise MnistLibError(f"{name} {value!r} is unknown: choose one of {', '.join(choices)}")
 
 
-def _int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise MnistLibError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-
-
-def _positive_int(name: str, value: Any) -> None:
-    _int(name, value)
-    if value <= 0:
-        raise MnistLibError(f"{name} must be a positive integer, got {value}")
-
-
-def _float(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise MnistLibError(f"{name} must be a finite number, got {value!r} ({type(value).__name__})")
-
-
-def _positive_float(name: str, value: Any) -> None:
-    _float(name, value)
-    if value <= 0:
-        raise MnistLibError(f"{name} must be positive, got {value}")
+def _number(name: str, value: Any, kind: type, bound: str) -> None:
+    """One numeric field: its type (a bool is no number, a float must be finite), then its range (`NUMBERS`)."""
+    numeric = (int, float) if kind is float else int
+    if isinstance(value, bool) or not isinstance(value, numeric) or (kind is float and not math.isfinite(value)):
+        raise MnistLibError(f"{name} must be {'an integer' if kind is int else 'a finite number'}, "
+                            f"got {value!r} ({type(value).__name__})")
+    if not {"any": True, "positive": value > 0, ">= 0": value >= 0, "[0, 1)": 0 <= value < 1}[bound]:
+        wording = {"positive": "a positive integer" if kind is int else "positive", "[0, 1)": "in [0, 1)"}
+        raise MnistLibError(f"{name} must be {wording.get(bound, bound)}, got {value}")

@@ -1,7 +1,6 @@
-"""The course's data format: 28x28 grey-scale PNGs named `{ID}_{Label}.png`, in a tar
-(`train.tar` / `test.tar`) or a folder. Reading them into tensors, writing them from tensors, and
-the course template's per-sample `Dataset` (one PIL decode per image per epoch), which the
-benchmark times against the engine."""
+"""The course's data format, 28x28 grey-scale PNGs named `{ID}_{Label}.png` in a tar (`train.tar` /
+`test.tar`) or a folder: reading, writing, and the course template's per-sample `Dataset` (one PIL
+decode per image per epoch), which the benchmark times against the engine."""
 
 from __future__ import annotations
 
@@ -35,23 +34,20 @@ def _decode_course_png(name: str, payload: bytes, source: str) -> tuple[int, int
         with Image.open(io.BytesIO(payload)) as png:
             png.load()
             mode, size = png.mode, png.size
-            pixels = np.asarray(png) if mode == "L" and size == (28, 28) else None
+            pixels = np.array(png) if mode == "L" and size == (28, 28) else None
     except (OSError, ValueError, SyntaxError):
         raise MnistLibError(f"{source}: {name!r} is not a readable PNG") from None
     if pixels is None:
         raise MnistLibError(f"{source}: {name!r} is {size[0]}x{size[1]} in mode {mode}; "
                             f"course images are 28x28 8-bit grayscale (mode L)")
-    image = torch.from_numpy(pixels.copy()).unsqueeze(0)
-    return image_id, label, image[0]
+    return image_id, label, torch.from_numpy(pixels)
 
 
 def _stack_by_id(items: list[tuple[int, int, torch.Tensor]], source: str) -> tuple[torch.Tensor, torch.Tensor]:
     if not items:
         raise MnistLibError(f"{source} holds no {{ID}}_{{Label}}.png images")
     items.sort(key=lambda item: item[0])  # ID order, so a tar and the IDX files it came from agree
-    images = torch.stack([image for _, _, image in items])
-    labels = torch.tensor([label for _, label, _ in items], dtype=torch.long)
-    return images, labels
+    return torch.stack([image for _, _, image in items]), torch.tensor([label for _, label, _ in items])
 
 
 def load_course_tar(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,16 +97,14 @@ class CoursePngDataset(Dataset):
     on every access: the per-sample pipeline of the course template."""
 
     def __init__(self, root: str | os.PathLike, transform=None):
-        root = Path(root)
-        self.samples = []
-        for path in sorted(root.rglob("*.png")):
+        self.samples, self.transform = [], transform
+        for path in sorted(Path(root).rglob("*.png")):
             match = COURSE_NAME.match(path.name)
             if not match:
                 raise MnistLibError(f"{path} is not named {{ID}}_{{Label}}.png")
             self.samples.append((path, int(match.group(2))))
         if not self.samples:
             raise MnistLibError(f"{root} holds no {{ID}}_{{Label}}.png images")
-        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -119,9 +113,7 @@ class CoursePngDataset(Dataset):
         path, label = self.samples[index]
         with Image.open(path) as image:
             image = image.convert("L")
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, label
+        return (image if self.transform is None else self.transform(image)), label
 
 
 def course_transform(dataset: str = "mnist"):

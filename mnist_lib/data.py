@@ -1,15 +1,11 @@
-"""MNIST / Fashion-MNIST as tensors: loading (torchvision IDX layout, the course's PNG tars or
-folders), checking, the seeded validation split, batching and train-only augmentation.
-
-Each split is decoded once into one tensor; a batch is an index into it (on the training
-device), so no per-sample decoding happens while training.
-"""
+"""MNIST / Fashion-MNIST as tensors: loading (torchvision IDX layout, the course's PNG tars or folders),
+checking, the seeded validation split, batching and train-only augmentation. Each split is decoded once
+into one tensor and a batch is an index into it (on the training device): no per-sample decoding."""
 
 from __future__ import annotations
 
 import gzip
 import os
-import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from mnist_lib.errors import MnistLibError
+from mnist_lib.files import write_atomic_bytes
 
 # Per-dataset mean/std of the [0, 1] training pixels (the assignment's 0.1307 / 0.3081 for MNIST).
 NORMALIZATION = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530)}
@@ -28,59 +25,42 @@ CLASS_NAMES = {
     "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                       "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
 }
-# torchvision's dataset class per dataset; its name is the folder under <root>. torchvision is
-# imported only to download: reading checked IDX files needs no dataset object.
+# torchvision's dataset class per dataset, also the folder under <root> (torchvision is imported only to download)
 TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 IDX_FILES = {  # split -> (images, labels), as torchvision names them in <root>/<Class>/raw/
     True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-IDX_MAGIC = {"images": 0x00000803, "labels": 0x00000801}  # ubyte, 3 or 1 dimensions
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """An explicit argument, else $MNIST_DATA_DIR, else ./data."""
-    if data_dir:
-        return Path(data_dir)
-    return Path(os.environ.get("MNIST_DATA_DIR") or "data")
+    return Path(data_dir or os.environ.get("MNIST_DATA_DIR") or "data")
 
 
 # --------------------------------------------------------------------------- IDX files
-
-def check_idx_file(path: Path, kind: str) -> int:
-    """Check an uncompressed IDX file's magic number and that its size matches its header
-    (a truncated download is the usual failure); return the item count."""
+def read_idx(path: Path, kind: str) -> torch.Tensor:
+    """An uncompressed IDX file of ``kind`` "images" (N x 28 x 28) or "labels" (N) as a uint8 tensor, checked
+    first: its magic number, and a size that matches its header (a truncated download is the usual failure)."""
+    dims = 3 if kind == "images" else 1
     try:
-        with open(path, "rb") as f:
-            header = f.read(16 if kind == "images" else 8)
+        content = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise MnistLibError(f"cannot read {path}: {exc.strerror}") from None
-    dims = 3 if kind == "images" else 1
-    if len(header) < 4 + 4 * dims:
-        raise MnistLibError(f"{path} is truncated (only {len(header)} header bytes): download it again")
-    magic = struct.unpack(">I", header[:4])[0]
-    if magic != IDX_MAGIC[kind]:
-        raise MnistLibError(f"{path} has magic number {magic:#010x}, expected {IDX_MAGIC[kind]:#010x} "
+    if len(content) < 4 + 4 * dims:
+        raise MnistLibError(f"{path} is truncated (only {len(content)} header bytes): download it again")
+    magic, *shape = struct.unpack(f">{1 + dims}I", content[:4 + 4 * dims].tobytes())
+    if magic != 0x0800 | dims:  # 0x08: unsigned bytes, then the number of dimensions
+        raise MnistLibError(f"{path} has magic number {magic:#010x}, expected {0x0800 | dims:#010x} "
                             f"for IDX {kind}: is it the right (uncompressed) file?")
-    shape = struct.unpack(f">{dims}I", header[4:4 + 4 * dims])
     expected = 4 + 4 * dims + int(np.prod(shape))
-    actual = path.stat().st_size
-    if actual != expected:
-        raise MnistLibError(f"{path} is {actual:,} bytes but its header promises {expected:,} "
+    if len(content) != expected:
+        raise MnistLibError(f"{path} is {len(content):,} bytes but its header promises {expected:,} "
                             f"({'x'.join(map(str, shape))}): the file is truncated or corrupt, download it again")
-    if kind == "images" and shape[1:] != (28, 28):
+    if kind == "images" and shape[1:] != [28, 28]:
         raise MnistLibError(f"{path} holds {shape[1]}x{shape[2]} images, expected 28x28")
-    return shape[0]
-
-
-def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write a uint8 array as an uncompressed IDX file (tests and tools build data with it)."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    with open(path, "wb") as f:
-        f.write(struct.pack(">I", 0x0800 | array.ndim))
-        f.write(struct.pack(f">{array.ndim}I", *array.shape))
-        f.write(array.tobytes())
+    return torch.from_numpy(content[4 + 4 * dims:]).reshape(shape)
 
 
 def _stage_fashion_mnist(root: Path, raw: Path) -> Path:
@@ -97,10 +77,7 @@ def _stage_fashion_mnist(root: Path, raw: Path) -> Path:
             # MD5s), so torchvision's offline "download" would reject them and go to the network.
             for gz in sorted(raw.glob("*-ubyte.gz")):
                 if not (target / gz.stem).exists():
-                    tmp = target / f".{gz.stem}.{os.getpid()}.tmp"
-                    with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
-                    os.replace(tmp, target / gz.stem)
+                    write_atomic_bytes(target / gz.stem, gzip.decompress(gz.read_bytes()))
             return candidate
         except OSError:
             continue
@@ -109,59 +86,49 @@ def _stage_fashion_mnist(root: Path, raw: Path) -> Path:
 
 def load_idx(dataset: str, root: Path, train: bool, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (uint8 N x 28 x 28) and labels (int64 N) from torchvision's layout, checked first."""
-    folder = TORCHVISION_CLASSES[dataset]
-    raw = root / folder / "raw"
-    names = IDX_FILES[train]
+    raw = root / TORCHVISION_CLASSES[dataset] / "raw"
     # torchvision refuses to read either split unless all four files are there
-    present = all((raw / n).is_file() for pair in IDX_FILES.values() for n in pair)
-    if not present and dataset == "fashion-mnist" and DEBIAN_FASHION_MNIST.is_dir():
-        root = _stage_fashion_mnist(root, DEBIAN_FASHION_MNIST)
-        raw = root / folder / "raw"
-        present = True  # staged: the four IDX files are there, uncompressed
-    elif not present and not download:
-        raise MnistLibError(_missing_message(dataset, raw))
-    if not present:
-        existing = next(p for p in (raw, *raw.parents) if p.exists())  # what was there before the attempt
-        try:
-            import torchvision
-
-            getattr(torchvision.datasets, folder)(str(root), train=train, download=True)
-        except Exception as exc:  # no network, read-only root, bad mirror: all mean "not here"
-            for made in (raw, *raw.parents):  # leave no empty folders from a failed download behind
-                if made == existing:
-                    break
-                try:
-                    made.rmdir()
-                except OSError:
-                    break
-            raise MnistLibError(_missing_message(dataset, raw) + f" (download failed: {str(exc).splitlines()[0][:120]})") from None
-    n_images = check_idx_file(raw / names[0], "images")
-    n_labels = check_idx_file(raw / names[1], "labels")
-    if n_images != n_labels:
-        raise MnistLibError(f"{raw / names[0]} holds {n_images:,} images but {raw / names[1]} "
-                            f"holds {n_labels:,} labels: the files belong to different downloads")
-    # Checked above (magic, shape, size), so the payload is read as it lies: what torchvision's
-    # reader returns, without importing torchvision (~170 MiB of resident memory).
-    images = torch.from_numpy(np.fromfile(raw / names[0], dtype=np.uint8, offset=16)).reshape(n_images, 28, 28)
-    labels = torch.from_numpy(np.fromfile(raw / names[1], dtype=np.uint8, offset=8)).long()
-    _check_labels(labels, raw / names[1])
+    if not all((raw / n).is_file() for pair in IDX_FILES.values() for n in pair):
+        if dataset == "fashion-mnist" and DEBIAN_FASHION_MNIST.is_dir():
+            raw = _stage_fashion_mnist(root, DEBIAN_FASHION_MNIST) / "FashionMNIST" / "raw"
+        elif not download:
+            raise MnistLibError(_missing_message(dataset, raw))
+        else:
+            _download(dataset, root, raw, train)
+    # What torchvision's reader returns, without importing torchvision (~170 MiB of resident memory).
+    images_file, labels_file = (raw / name for name in IDX_FILES[train])
+    images, labels = read_idx(images_file, "images"), read_idx(labels_file, "labels").long()
+    if len(images) != len(labels):
+        raise MnistLibError(f"{images_file} holds {len(images):,} images but {labels_file} "
+                            f"holds {len(labels):,} labels: the files belong to different downloads")
+    bad = (labels > 9).nonzero()  # uint8 on disk: never below 0
+    if len(bad):
+        i = int(bad[0])
+        raise MnistLibError(f"{labels_file}: label {int(labels[i])} at index {i} is outside 0-9")
     return images, labels
 
 
+def _download(dataset: str, root: Path, raw: Path, train: bool) -> None:
+    """torchvision's download into ``root``; a failed one leaves none of the folders it made behind."""
+    made = [folder for folder in (raw, *raw.parents) if not folder.exists()]  # deepest first
+    try:
+        import torchvision
+        getattr(torchvision.datasets, TORCHVISION_CLASSES[dataset])(str(root), train=train, download=True)
+    except Exception as exc:  # no network, read-only root, bad mirror: all mean "not here"
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: keep it and its parents
+                break
+        raise MnistLibError(_missing_message(dataset, raw)
+                            + f" (download failed: {str(exc).splitlines()[0][:120]})") from None
+
+
 def _missing_message(dataset: str, raw: Path) -> str:
-    if dataset == "fashion-mnist":
-        how = "run `apt-get install dataset-fashion-mnist`, or allow torchvision to download"
-    else:
-        how = "set MNIST_DATA_DIR (or --data-dir) to the folder that holds MNIST/raw, or allow torchvision to download"
+    how = ("run `apt-get install dataset-fashion-mnist`" if dataset == "fashion-mnist"
+           else "set MNIST_DATA_DIR (or --data-dir) to the folder that holds MNIST/raw")
     files = ", ".join(IDX_FILES[True] + IDX_FILES[False])
-    return f"no {dataset} data in {raw} (expected {files}): {how}"
-
-
-def _check_labels(labels: torch.Tensor, source: object) -> None:
-    bad = ((labels < 0) | (labels > 9)).nonzero()
-    if len(bad):
-        i = int(bad[0])
-        raise MnistLibError(f"{source}: label {int(labels[i])} at index {i} is outside 0-9")
+    return f"no {dataset} data in {raw} (expected {files}): {how}, or allow torchvision to download"
 
 
 def load_split(dataset: str, data_dir: str | os.PathLike | None, data_format: str, train: bool,
@@ -173,19 +140,16 @@ def load_split(dataset: str, data_dir: str | os.PathLike | None, data_format: st
         return load_idx(dataset, root, train, download)
     if data_format in ("tar", "folder"):
         from mnist_lib.course import load_course_tar, load_png_folder  # the course's PNG format
-
         return load_course_tar(root / f"{name}.tar") if data_format == "tar" else load_png_folder(root / name)
     raise MnistLibError(f"data_format {data_format!r} is unknown: choose idx, tar or folder")
 
 
 # --------------------------------------------------------------------------- tensors ready to train
-
 @dataclass
 class Split:
     """One split. ``stored`` is what is kept in memory: uint8 pixels N x 1 x 28 x 28 (4x smaller
     than floats), normalized per batch as `batches` hands them out with ``mean``/``std``; or an
     already-normalized float tensor (``mean`` 0, ``std`` 1), used as it is."""
-
     stored: torch.Tensor
     labels: torch.Tensor  # int64 N
     mean: float = 0.0
@@ -196,8 +160,7 @@ class Split:
 
     @property
     def images(self) -> torch.Tensor:
-        """The whole split as normalized float32 N x 1 x 28 x 28 (a new tensor for uint8 storage:
-        for pictures and checks; training and evaluation normalize batch by batch instead)."""
+        """The whole split, normalized (a new tensor for uint8 storage; training normalizes per batch)."""
         return self.normalized(self.stored)
 
     @property
@@ -254,11 +217,9 @@ def split_train_val(n: int, val_size: int, seed: int = 0) -> tuple[torch.Tensor,
 def load_data(dataset: str = "mnist", data_dir: str | os.PathLike | None = None, data_format: str = "idx",
               val_size: int = 5000, limit: int | None = None, download: bool = True,
               split_seed: int = 0) -> DataSplits:
-    """Train / validation / test splits as normalized CPU tensors.
-
-    The validation split is carved from the training set with a fixed seed (the same images
-    for every training seed, so seeds differ only in training); ``limit`` keeps the first N of
-    the remaining training images; the test set is always whole."""
+    """Train / validation / test splits as CPU tensors. The validation split is carved from the training
+    set with a fixed seed (the same images for every training seed, so seeds differ only in training);
+    ``limit`` keeps the first N of the remaining training images; the test set is always whole."""
     train_images, train_labels = load_split(dataset, data_dir, data_format, True, download)
     test_images, test_labels = load_split(dataset, data_dir, data_format, False, download)
     train_idx, val_idx = split_train_val(len(train_labels), val_size, split_seed)
@@ -277,16 +238,14 @@ def load_data(dataset: str = "mnist", data_dir: str | os.PathLike | None = None,
     )
 
 
-def batches(split: Split, batch_size: int, generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Mini-batches (normalized float32 images, labels) of the split, shuffled when a generator
-    is given; uint8 storage is normalized one batch at a time."""
-    n = len(split)
-    if generator is None:
-        for start in range(0, n, batch_size):
-            yield split.normalized(split.stored[start:start + batch_size]), split.labels[start:start + batch_size]
-        return
-    order = torch.randperm(n, generator=generator).to(split.device)
-    for idx in order.split(batch_size):
+def batches(split: Split, batch_size: int,
+            generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Mini-batches (normalized float32 images, labels) of the split, shuffled when a generator is given."""
+    if generator is None:  # slices: views, no copy
+        parts = (slice(start, start + batch_size) for start in range(0, len(split), batch_size))
+    else:
+        parts = torch.randperm(len(split), generator=generator).to(split.device).split(batch_size)
+    for idx in parts:
         yield split.normalized(split.stored[idx]), split.labels[idx]
 
 
@@ -294,11 +253,9 @@ def augment_batch(images: torch.Tensor, degrees: float, shift: float, background
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """Random rotation (+-degrees) and shift (+-shift pixels), a different one per image, on a
     normalized batch. Background fills what moves in. Training batches only."""
-    n = images.shape[0]
-    device = images.device
     # Drawn on CPU: the same on any device. non_blocking: a plain copy to the GPU would wait for
     # it to finish its queued work, a host sync on every training step.
-    params = torch.rand(n, 3, generator=generator).to(device, non_blocking=True) * 2 - 1
+    params = torch.rand(len(images), 3, generator=generator).to(images.device, non_blocking=True) * 2 - 1
     angle = params[:, 0] * (degrees * torch.pi / 180)
     cos, sin = torch.cos(angle), torch.sin(angle)
     # affine_grid works in [-1, 1] coordinates: one pixel is 2/28.
@@ -311,9 +268,8 @@ def augment_batch(images: torch.Tensor, degrees: float, shift: float, background
 
 def shift_batch(images: torch.Tensor, shift: int, background: float,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random whole-pixel shifts (each of x and y in -shift..+shift, a different pair per image)
-    on a normalized N x 1 x H x W batch, by one gather from a padded copy: no resampling, so about a
-    third of `augment_batch`'s cost. Background fills what moves in. Training batches only."""
+    """Random whole-pixel shifts (x and y each in -shift..+shift, a different pair per image) of a normalized
+    batch, by one gather from a padded copy: no resampling, so about a third of `augment_batch`'s cost."""
     if shift <= 0:
         return images
     n, c, h, w = images.shape
@@ -321,8 +277,7 @@ def shift_batch(images: torch.Tensor, shift: int, background: float,
     # Drawn on CPU: the same on any device (non_blocking: no host sync on a GPU).
     offsets = torch.randint(0, 2 * shift + 1, (n, 2), generator=generator).to(device, non_blocking=True)
     padded = F.pad(images, (shift, shift, shift, shift), value=background)  # N x C x (H+2s) x (W+2s)
-    pw = w + 2 * shift
     rows = torch.arange(h, device=device).view(1, h, 1) + offsets[:, 0].view(n, 1, 1)
     cols = torch.arange(w, device=device).view(1, 1, w) + offsets[:, 1].view(n, 1, 1)
-    index = (rows * pw + cols).view(n, 1, h * w).expand(n, c, h * w)
+    index = (rows * (w + 2 * shift) + cols).view(n, 1, h * w).expand(n, c, h * w)
     return padded.reshape(n, c, -1).gather(2, index).view(n, c, h, w)

@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.patches import FancyArrowPatch, Rectangle
 from torch import nn
+from torch.fx import symbolic_trace
+from torch.fx.passes.shape_prop import ShapeProp
 
 from mnist_lib.models import ARCHITECTURES
 from mnist_lib.registry import MODELS
@@ -32,13 +34,12 @@ def _describe(node: Any, modules: Mapping[str, nn.Module]) -> tuple[str, bool, i
     if node.op == "call_module":
         module = modules[node.target]
         params = sum(p.numel() for p in module.parameters())
-        name = node.target
         if isinstance(module, nn.Conv2d):
             k = "×".join(map(str, module.kernel_size))
             pad = f", pad {module.padding[0]}" if any(module.padding) else ""
-            return f"{name}: conv {k}{pad}\n{module.out_channels} maps", True, params
+            return f"{node.target}: conv {k}{pad}\n{module.out_channels} maps", True, params
         if isinstance(module, nn.Linear):
-            return f"{name}: linear {module.in_features}→{module.out_features}", True, params
+            return f"{node.target}: linear {module.in_features}→{module.out_features}", True, params
         if isinstance(module, nn.BatchNorm2d):
             return "BatchNorm", False, params
         if isinstance(module, nn.Dropout):
@@ -58,13 +59,9 @@ def _describe(node: Any, modules: Mapping[str, nn.Module]) -> tuple[str, bool, i
 
 
 def trace_stages(model: nn.Module, input_shape: Sequence[int] = (1, 1, 28, 28)) -> tuple[tuple[int, ...], list[Stage]]:
-    """Run a dummy input through ``model`` (torch.fx shape propagation) and group its
-    operations into stages: each layer (conv, linear, pooling, flatten) opens a stage and the
-    shape-keeping operations after it (BatchNorm, ReLU, Dropout) join it. Returns the input
-    shape and the stages, each with the shape it produces (batch dimension dropped)."""
-    from torch.fx import symbolic_trace
-    from torch.fx.passes.shape_prop import ShapeProp
-
+    """The input shape and ``model``'s stages, each with the shape it produces (batch dimension dropped), from
+    torch.fx shape propagation of a dummy input: each layer (conv, linear, pooling, flatten) opens a stage and
+    the shape-keeping operations after it (BatchNorm, ReLU, Dropout) join it."""
     was_training = model.training
     model.eval()
     try:
@@ -74,32 +71,29 @@ def trace_stages(model: nn.Module, input_shape: Sequence[int] = (1, 1, 28, 28)) 
         model.train(was_training)
     modules = dict(graph.named_modules())
     stages: list[Stage] = []
-    input_dims: tuple[int, ...] = tuple(input_shape[1:])
     for node in graph.graph.nodes:
         if node.op in ("placeholder", "output"):
             continue
         label, opens, params = _describe(node, modules)
-        shape = tuple(node.meta["tensor_meta"].shape[1:])
         if opens or not stages:
             stages.append(Stage())
         stage = stages[-1]
-        if label and not (stage.ops and stage.ops[-1] == label):
+        if label and stage.ops and stage.ops[-1] == label:  # the same op twice in a row (two Dropouts): once, counted
+            stage.ops[-1] = label + " ×2"
+        elif label:
             stage.ops.append(label)
-        elif label:  # the same op twice in a row (two Dropouts): say so once, with a count
-            stage.ops[-1] = label if label.endswith("×2") else label + " ×2"
         stage.params += params
-        stage.shape = shape
-    return input_dims, stages
+        stage.shape = tuple(node.meta["tensor_meta"].shape[1:])
+    return tuple(input_shape[1:]), stages
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
-    if len(shape) == 3:
-        return f"{shape[0]}@{shape[1]}×{shape[2]}"
-    return "×".join(map(str, shape))
+    return f"{shape[0]}@{shape[1]}×{shape[2]}" if len(shape) == 3 else "×".join(map(str, shape))
 
 
 def _tensor_extent(shape: tuple[int, ...], max_side: float = 1.6) -> tuple[float, float, float]:
-    """(left, right, top) of a drawn tensor relative to its centre, for the layout."""
+    """(left, right, top) of a drawn tensor relative to its centre: a stack of feature maps (side
+    ∝ height, at most 6 drawn, each offset up and right) or a bar (height ∝ log of the width)."""
     if len(shape) == 3:
         side = max(0.25, max_side * shape[1] / 28)
         spread = (min(shape[0], 6) - 1) * 0.08
@@ -108,19 +102,18 @@ def _tensor_extent(shape: tuple[int, ...], max_side: float = 1.6) -> tuple[float
     return 0.09, 0.09, height / 2
 
 
-def _draw_tensor(ax: plt.Axes, x: float, y: float, shape: tuple[int, ...], color: str, max_side: float = 1.6) -> None:
-    """A tensor as the classic LeNet picture, centred at (x, y): a stack of feature maps (side
-    ∝ height, at most 6 drawn) or a bar (height ∝ log of the width)."""
-    if len(shape) == 3:
-        side = max(0.25, max_side * shape[1] / 28)
-        layers = min(shape[0], 6)
-        for i in range(layers):
-            offset = (layers - 1 - i) * 0.08
-            ax.add_patch(Rectangle((x - side / 2 + offset, y - side / 2 + offset), side, side,
-                                   facecolor=color, edgecolor="black", linewidth=0.8, alpha=0.95))
+def _draw_tensor(ax: plt.Axes, x: float, y: float, shape: tuple[int, ...], color: str) -> None:
+    """A tensor as the classic LeNet picture, centred at (x, y) (sizes: `_tensor_extent`)."""
+    half, _, top = _tensor_extent(shape)
+    if len(shape) != 3:
+        ax.add_patch(Rectangle((x - half, y - top), 2 * half, 2 * top, facecolor=color, edgecolor="black",
+                               linewidth=0.8))
         return
-    height = 2 * _tensor_extent(shape, max_side)[2]
-    ax.add_patch(Rectangle((x - 0.09, y - height / 2), 0.18, height, facecolor=color, edgecolor="black", linewidth=0.8))
+    layers = min(shape[0], 6)
+    for i in range(layers):
+        offset = (layers - 1 - i) * 0.08
+        ax.add_patch(Rectangle((x - half + offset, y - half + offset), 2 * half, 2 * half,
+                               facecolor=color, edgecolor="black", linewidth=0.8, alpha=0.95))
 
 
 def _stage_lines(stage: Stage) -> list[str]:
@@ -128,9 +121,7 @@ def _stage_lines(stage: Stage) -> list[str]:
     ops = [op.split(": ", 1) for op in stage.ops]
     head = ops[0][0] if len(ops[0]) == 2 else ""
     lines = ([head] if head else []) + [line for o in ops for line in o[-1].split("\n")]
-    if stage.params:
-        lines.append(f"{stage.params:,} params")
-    return lines
+    return lines + ([f"{stage.params:,} params"] if stage.params else [])
 
 
 def _rows(shapes: list[tuple[int, ...]], per_row: int = 5) -> list[list[int]]:
@@ -144,35 +135,34 @@ def _rows(shapes: list[tuple[int, ...]], per_row: int = 5) -> list[list[int]]:
     return [list(range(cut)), list(range(cut, n))]
 
 
-def _layout(shapes: list, extents: list, labels: list, rows: list) -> tuple[dict, dict, list, list]:
-    """x and y of each tensor, and each row's top and bottom: rows left to right, a wrapped row
-    below the previous one with room for the label boxes under its arrows."""
+def _layout(extents: list, labels: list, rows: list) -> tuple[dict, dict, dict, list, list]:
+    """x, y and row half-height (its tallest tensor's top) of each tensor, and each row's top and
+    bottom edge: rows left to right, a wrapped row below the previous one with room for the label
+    boxes under its arrows."""
     gap, line_h = 2.5, 0.3  # room for an arrow and the label box under it; one label line
     xs: dict[int, float] = {}
-    for r, row in enumerate(rows):
-        x = 0.0 if r == 0 else gap + extents[row[0]][0]  # a wrapped row starts with its incoming arrow
-        for k, i in enumerate(row):
-            if k > 0:
-                x += extents[row[k - 1]][1] + gap + extents[i][0]
-            xs[i] = x
     ys: dict[int, float] = {}
+    tops: dict[int, float] = {}
     y, row_tops, row_bottoms = 0.0, [], []
     for r, row in enumerate(rows):
         top = max(extents[i][2] for i in row)
+        x = 0.0 if r == 0 else gap + extents[row[0]][0]  # a wrapped row starts with its incoming arrow
         if r > 0:
             y = row_bottoms[-1] - 0.45 - top - 0.45
+        for k, i in enumerate(row):
+            if k > 0:
+                x += extents[row[k - 1]][1] + gap + extents[i][0]
+            xs[i], ys[i], tops[i] = x, y, top
+        depth = max((len(labels[i - 1]) for i in row if i > 0), default=0)
         row_tops.append(y + top + 0.55)
-        depth = max(len(labels[i - 1]) for i in row if i > 0) if any(i > 0 for i in row) else 0
-        row_bottoms.append(y - max(0.95, max(extents[i][2] for i in row) + 0.3) - line_h * depth - 0.25)
-        for i in row:
-            ys[i] = y
-    return xs, ys, row_tops, row_bottoms
+        row_bottoms.append(y - max(0.95, top + 0.3) - line_h * depth - 0.25)
+    return xs, ys, tops, row_tops, row_bottoms
 
 
-def _draw_arrows(ax, rows: list, xs: dict, ys: dict, extents: list, labels: list, row_bottoms: list) -> None:
+def _draw_arrows(ax, rows: list, xs: dict, ys: dict, tops: dict, extents: list, labels: list,
+                 row_bottoms: list) -> None:
     """One arrow per layer, its operations and parameters in a box under it; a wrapped row's
     first arrow comes down from the end of the previous row."""
-    label_top = {r: ys[row[0]] - max(0.95, max(extents[i][2] for i in row) + 0.3) for r, row in enumerate(rows)}
     for r, row in enumerate(rows):
         for k, i in enumerate(row):
             if i == 0:
@@ -187,8 +177,8 @@ def _draw_arrows(ax, rows: list, xs: dict, ys: dict, extents: list, labels: list
                 start = xs[row[k - 1]] + extents[row[k - 1]][1] + 0.08
             ax.add_patch(FancyArrowPatch((start, y), (end, y), arrowstyle="-|>", mutation_scale=13,
                                          color="#444444", linewidth=1.1))
-            ax.text((start + end) / 2, label_top[r], "\n".join(labels[i - 1]), ha="center", va="top",
-                    fontsize=9, linespacing=1.3,
+            ax.text((start + end) / 2, y - max(0.95, tops[i] + 0.3), "\n".join(labels[i - 1]), ha="center",
+                    va="top", fontsize=9, linespacing=1.3,
                     bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="#bbbbbb", linewidth=0.6))
 
 
@@ -201,19 +191,18 @@ def architecture_figure(model: nn.Module, path: str | Path | None = None, title:
     extents = [_tensor_extent(shape) for shape in shapes]
     labels = [_stage_lines(stage) for stage in stages]  # labels[i]: the arrow into tensor i + 1
     rows = _rows(shapes)
-    xs, ys, row_tops, row_bottoms = _layout(shapes, extents, labels, rows)
+    xs, ys, tops, row_tops, row_bottoms = _layout(extents, labels, rows)
     width = max(xs[i] + extents[i][1] for i in xs) + 0.9
     fig, ax = plt.subplots(figsize=(width * 0.62, (row_tops[0] - row_bottoms[-1]) * 0.62 + 0.35))
-    for i, shape in enumerate(shapes):
-        color = "#d9d9d9" if i == 0 else ("#a1d99b" if i == len(shapes) - 1 else
-                                          "#9ecae1" if len(shape) == 3 else "#fdd0a2")
-        _draw_tensor(ax, xs[i], ys[i], shape, color)
-        ax.text(xs[i], ys[i] + _row_top(extents, rows, i) + 0.1, _shape_text(shape), ha="center", va="bottom",
-                fontsize=10, fontweight="bold")
     last = len(shapes) - 1
+    for i, shape in enumerate(shapes):
+        color = "#d9d9d9" if i == 0 else "#a1d99b" if i == last else "#9ecae1" if len(shape) == 3 else "#fdd0a2"
+        _draw_tensor(ax, xs[i], ys[i], shape, color)
+        ax.text(xs[i], ys[i] + tops[i] + 0.1, _shape_text(shape), ha="center", va="bottom", fontsize=10,
+                fontweight="bold")
     for i, text in ((0, "input"), (last, "logits")):
         ax.text(xs[i], ys[i] - extents[i][2] - 0.1, text, ha="center", va="top", fontsize=9.5)
-    _draw_arrows(ax, rows, xs, ys, extents, labels, row_bottoms)
+    _draw_arrows(ax, rows, xs, ys, tops, extents, labels, row_bottoms)
     total = sum(p.numel() for p in model.parameters())
     name = next((MODELS[k] for k, cls in ARCHITECTURES.items() if type(model) is cls), type(model).__name__)
     ax.set_title(title or f"{name}: {total:,} parameters", fontsize=12)
@@ -222,11 +211,3 @@ def architecture_figure(model: nn.Module, path: str | Path | None = None, title:
     ax.set_aspect("equal")
     ax.axis("off")
     return save(fig, path)
-
-
-def _row_top(extents, rows, i) -> float:
-    row = next(r for r in rows if i in r)
-    return max(extents[j][2] for j in row)
-
-
-# --------------------------------------------------------------------------- training curves

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from mnist_lib.errors import MnistLibError
+from mnist_lib.files import write_atomic_bytes
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"  # the PDF's LaTeX template
 
@@ -23,8 +24,7 @@ def check_report_tools() -> None:
 
 
 def _report_notebook(path: Path):
-    """The executed report notebook, cleaned for export: no stderr streams (warnings, progress
-    bars) and no empty outputs."""
+    """The executed report notebook for export: without stderr streams (warnings, progress bars)."""
     import nbformat
 
     nb = nbformat.read(str(path), as_version=4)
@@ -39,20 +39,17 @@ def _report_notebook(path: Path):
     return nb
 
 
-def _alt_texts(nb) -> list[str | None]:
-    """The alt text of each image output in order (paper.Numbering puts the caption there)."""
-    return [(o.get("metadata", {}).get("image/png") or {}).get("alt")
-            for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
-            if "image/png" in o.get("data", {})]
-
-
-def _set_alt_texts(html: str, alts: list[str | None]) -> str:
-    """nbconvert's lab template writes no alt text for output images; give each its caption."""
+def _set_alt_texts(html: str, nb) -> str:
+    """nbconvert's lab template writes no alt text for output images; give each its caption (which
+    paper.Numbering puts in the image output's metadata)."""
     from bs4 import BeautifulSoup
 
+    alts = [(o.get("metadata", {}).get("image/png") or {}).get("alt")
+            for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
+            if "image/png" in o.get("data", {})]
     soup = BeautifulSoup(html, features="html.parser")
-    images = [img for img in soup.select(".jp-OutputArea-output img") if img.get("src", "").startswith("data:image/png")]
-    for img, alt in zip(images, alts):
+    images = soup.select(".jp-OutputArea-output img")
+    for img, alt in zip([img for img in images if img.get("src", "").startswith("data:image/png")], alts):
         if alt:
             img["alt"] = alt
     return str(soup)
@@ -68,19 +65,15 @@ def export_report(executed: str | Path, out_dir: str | Path) -> tuple[Path, Path
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     nb = _report_notebook(Path(executed))
-    config = Config()
-    for exporter in ("HTMLExporter", "PDFExporter"):
-        config[exporter].exclude_input = True
-        config[exporter].exclude_input_prompt = True
-        config[exporter].exclude_output_prompt = True
-    config.HTMLExporter.embed_images = True
+    hidden = dict(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    config = Config(HTMLExporter=dict(hidden, embed_images=True), PDFExporter=hidden)
     html, _ = HTMLExporter(config=config, template_name="lab").from_notebook_node(nb)
     # Self-contained and offline: drop the template's CDN scripts (require.js for widgets, MathJax
     # for $...$ math); the report uses neither (its symbols are plain Unicode).
     html = re.sub(r'<script src="https?://[^"]*"[^>]*>\s*</script>', "", html)
-    html = _set_alt_texts(html, _alt_texts(nb))
+    html = _set_alt_texts(html, nb)
     html_path = out_dir / "report.html"
-    _write_atomic(html_path, html.encode("utf-8"))
+    write_atomic_bytes(html_path, html.encode("utf-8"))
     pdf_nb = copy.deepcopy(nb)  # the PDF has its own title page: drop the HTML-only heading
     pdf_nb.cells = [c for c in pdf_nb.cells if "html-only" not in c.metadata.get("tags", [])]
     try:
@@ -92,14 +85,5 @@ def export_report(executed: str | Path, out_dir: str | Path) -> tuple[Path, Path
                             f"(the HTML report is in {html_path})") from None
     except OSError as exc:
         raise MnistLibError(f"the PDF export failed ({exc}): run `make system-deps` (scripts/system-deps.sh)") from None
-    pdf_path = out_dir / "report.pdf"
-    _write_atomic(pdf_path, pdf)
-    return html_path, pdf_path
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
+    write_atomic_bytes(out_dir / "report.pdf", pdf)
+    return html_path, out_dir / "report.pdf"

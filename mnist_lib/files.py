@@ -24,8 +24,7 @@ def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) ->
             os.fsync(f.fileno())
         os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -35,6 +34,10 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def write_atomic_text(path: str | os.PathLike, text: str) -> None:
     _atomic(path, lambda f: f.write(text), "w")
+
+
+def write_atomic_bytes(path: str | os.PathLike, data: bytes) -> None:
+    _atomic(path, lambda f: f.write(data), "wb")
 
 
 def write_torch(path: str | os.PathLike, obj: Any) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -15,11 +13,8 @@ from mnist_lib.errors import MnistLibError
 class LeNet5(nn.Module):
     """LeNet-5 from LeCun et al., "Gradient-based learning applied to document recognition"
     (Proc. IEEE, 1998), as the course builds it: 28x28 input padded by 2 in conv1 (the paper
-    pads the image to 32x32 instead), max-pooling and ReLU. 61,706 parameters.
-
-    ``batchnorm`` and ``dropout`` turn on the regularization of `LeNet5Regularized`, so the
-    ablation can switch each on alone.
-    """
+    pads the image to 32x32 instead), max-pooling and ReLU. 61,706 parameters. ``batchnorm`` and
+    ``dropout`` turn on `LeNet5Regularized`'s regularization, so the ablation can switch each on alone."""
 
     def __init__(self, num_classes: int = 10, batchnorm: bool = False, dropout: float = 0.0):
         super().__init__()
@@ -80,15 +75,12 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "lenet5_regularized": LeNet5Regularized,
 }
 
+
 def build_model(name: str, batchnorm: bool | None = None, dropout: float | None = None) -> nn.Module:
     """A fresh model by registry name; ``batchnorm``/``dropout`` override a LeNet's own choice."""
     if name not in ARCHITECTURES:
         raise MnistLibError(f"model {name!r} is unknown: choose one of {', '.join(ARCHITECTURES)}")
-    kwargs = {}
-    if batchnorm is not None:
-        kwargs["batchnorm"] = batchnorm
-    if dropout is not None:
-        kwargs["dropout"] = dropout
+    kwargs = {k: v for k, v in (("batchnorm", batchnorm), ("dropout", dropout)) if v is not None}
     if kwargs and name == "custom_mlp":
         raise MnistLibError("batchnorm/dropout variants apply to the LeNet-5 models, not custom_mlp")
     return ARCHITECTURES[name](**kwargs)
@@ -98,48 +90,30 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-@dataclass
-class LayerParams:
-    layer: str
-    kind: str
-    weights: int
-    biases: int
-    total: int
-    arithmetic: str
-
-
-def parameter_table(model: nn.Module) -> list[LayerParams]:
-    """One row per layer that has parameters, with the writeup's arithmetic spelled out
-    (e.g. ``5×5×1×6 + 6 = 156``); computed from the modules, so it cannot drift from them."""
+def parameter_frame(model: nn.Module) -> pd.DataFrame:
+    """One row per layer that has parameters, with the writeup's arithmetic spelled out (e.g.
+    ``5×5×1×6 + 6 = 156``), and a closing 'total' row; computed from the modules, so it cannot drift."""
     rows = []
     for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            factors = f"{kh}×{kw}×{module.in_channels}×{module.out_channels}"
-        elif isinstance(module, nn.Linear):
-            factors = f"{module.in_features}×{module.out_features}"
-        elif isinstance(module, nn.BatchNorm2d):
-            factors = f"{module.num_features}"  # one scale (gamma) per channel; beta is the bias
-        else:
+        if not isinstance(module, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)):
             continue
+        # The weight's shape as the writeup multiplies it: kernel, inputs, outputs. BatchNorm has one
+        # scale (gamma) per channel; its shift (beta) is the bias.
+        shape = module.weight.shape
+        factors = "×".join(map(str, [*shape[2:], *reversed(shape[:2])]))
         weights = module.weight.numel()
         biases = module.bias.numel() if module.bias is not None else 0
-        total = weights + biases
-        rows.append(LayerParams(name, type(module).__name__, weights, biases, total,
-                                f"{factors} + {biases:,} = {total:,}"))
+        rows.append(dict(layer=name, kind=type(module).__name__, weights=weights, biases=biases,
+                         total=weights + biases, arithmetic=f"{factors} + {biases:,} = {weights + biases:,}"))
     if isinstance(model, LeNet5):
         # The pooling is functional (F.max_pool2d) but the writeup lists it as layers: 0 parameters.
         for i in (2, 1):
-            after = max(k for k, r in enumerate(rows) if r.layer in (f"conv{i}", f"bn{i}"))
-            rows.insert(after + 1, LayerParams(f"pool{i}", "MaxPool2d 2×2", 0, 0, 0, "no parameters"))
-    return rows
-
-
-def parameter_frame(model: nn.Module):
-    """The parameter table as a pandas DataFrame with a closing 'total' row."""
-    rows = parameter_table(model)
-    frame = pd.DataFrame([r.__dict__ for r in rows])
-    total = {"layer": "total", "kind": "", "weights": int(frame.weights.sum()),
-             "biases": int(frame.biases.sum()), "total": int(frame.total.sum()),
-             "arithmetic": " + ".join(f"{r.total:,}" for r in rows if r.total) + f" = {sum(r.total for r in rows):,}"}
-    return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
+            after = max(k for k, r in enumerate(rows) if r["layer"] in (f"conv{i}", f"bn{i}"))
+            rows.insert(after + 1, dict(layer=f"pool{i}", kind="MaxPool2d 2×2", weights=0, biases=0, total=0,
+                                        arithmetic="no parameters"))
+    frame = pd.DataFrame(rows)
+    total = int(frame.total.sum())
+    addends = " + ".join(f"{t:,}" for t in frame.total if t)
+    frame.loc[len(frame)] = ["total", "", int(frame.weights.sum()), int(frame.biases.sum()), total,
+                             f"{addends} = {total:,}"]
+    return frame

@@ -1,23 +1,19 @@
-"""The study as data: every notebook run of `make report`, in order, with its budget.
-
-`pipeline.py` only executes a plan; `python -m mnist_lib report --plan` prints it with each
-step's estimated cost. `STUDY` is the full study, `QUICK` the smoke run CI executes.
-
-Budget: the verdicts rest on 5 seeds (headline models, ablation, the Fashion-MNIST pair LeNet-5 /
-LeNet5_Regularized); supporting rows get 3 (the "2x epochs" convergence check, the other
-Fashion-MNIST rows). The stability sweep keeps the short budget (3 epochs, 10,000 images) at which
-the first recipe failed one seed in three. Epochs are set by convergence, not by a CPU budget: the
-study takes minutes on one GPU and hours on a 2-core CPU (`--plan` prints the CPU estimate).
-"""
+"""The study as data: every notebook run of `make report`, in order, with its estimated cost. `pipeline.py` executes
+a plan, `python -m mnist_lib report --plan` prints it; `STUDY` is the full study, `QUICK` the smoke run CI executes."""
 
 from __future__ import annotations
 
 import functools
+import statistics
+import time
 from dataclasses import dataclass, field, replace
 
 from mnist_lib.config import TrainConfig, variant_config
 from mnist_lib.registry import ABLATION, HEADLINE, LR_SWEEP, VARIANTS
 
+# The verdicts rest on 5 seeds (headline models, ablation, the Fashion-MNIST pair LeNet-5 / LeNet5_Regularized),
+# supporting rows ("2x epochs", the other Fashion-MNIST rows) on 3. Epochs are set by convergence, not by a CPU
+# budget: the study takes minutes on one GPU and hours on a 2-core CPU (`--plan` prints the CPU estimate).
 SEEDS5 = (0, 1, 2, 3, 4)
 SEEDS3 = (0, 1, 2)
 BEST = "best"  # a step's variant chosen at run time: the best MNIST variant by validation accuracy
@@ -25,10 +21,8 @@ BEST = "best"  # a step's variant chosen at run time: the best MNIST variant by 
 
 @dataclass(frozen=True)
 class Step:
-    """One papermill execution: a notebook training (or reusing) variants x seeds.
-
-    ``group`` is the runs sub-folder ("" for the main study, "2x" for the convergence check,
-    "stability" for the sweep): runs of the same variant with another budget never collide."""
+    """One papermill execution: a notebook training (or reusing) variants x seeds. ``group`` is the
+    runs sub-folder ("2x", "stability", ...), so runs of one variant with another budget never collide."""
 
     name: str  # the executed copy: <executed>/<name>.ipynb
     notebook: str  # notebooks/<notebook>.ipynb
@@ -48,33 +42,30 @@ class Step:
         return len(self.variants) * len(self.seeds)
 
 
-NOTEBOOK_SECONDS = 30.0  # kernel start, imports, figures
-TRAIN_IMAGES = 55_000
-EVAL_IMAGES = 15_000  # validation + test, evaluated after every epoch: a forward pass, about 1/3 of a step
-
-
-def _headline(dataset: str, epochs: dict[str, int], seeds: dict[str, tuple[int, ...]], group: str = "",
-              suffix: str = "") -> list[Step]:
+def _headline(dataset: str, epochs: dict[str, int], seeds: tuple[int, ...] | dict[str, tuple[int, ...]],
+              group: str = "") -> list[Step]:
+    """A model-notebook step per variant of ``epochs``, named [<dataset>_]<variant>[_<group>]."""
     prefix = "" if dataset == "mnist" else f"{dataset}_"
-    return [Step(f"{prefix}{variant}{suffix}", "lenet5" if variant == "lenet5_batchnorm" else variant, (variant,),
-                 epochs[variant], seeds[variant], dataset=dataset, group=group, figures=not group)
-            for variant in epochs]
+    suffix = f"_{group}" if group else ""
+    return [Step(f"{prefix}{variant}{suffix}", "lenet5" if variant == "lenet5_batchnorm" else variant, (variant,), n,
+                 seeds[variant] if isinstance(seeds, dict) else seeds, dataset=dataset, group=group, figures=not group)
+            for variant, n in epochs.items()]
 
 
-# Epochs per model: chosen so that twice as many do not raise mean test accuracy by more than
-# the seed standard deviation (the "2x" steps check it; report section 6 shows the evidence).
-# A first study at 10 (LeNet family) and 30 (CustomMLP) epochs failed that test for LeNet-5 (+0.05
-# at twice the epochs, seed std 0.03) and CustomMLP (+0.10, std 0.07): hence 20 and 60.
+# Epochs per model: twice as many do not raise mean test accuracy by more than the seed std (the "2x" steps
+# check it, report section 6). A first study at 10 (LeNet family) and 30 (CustomMLP) epochs failed that test
+# for LeNet-5 (+0.05 at twice the epochs, seed std 0.03) and CustomMLP (+0.10, std 0.07): hence 20 and 60.
 MNIST_EPOCHS = {"lenet5": 20, "custom_mlp": 60, "lenet5_regularized": 20, "lenet5_batchnorm": 20}
 FASHION_EPOCHS = {"lenet5": 20, "custom_mlp": 40, "lenet5_regularized": 20}
 COURSE_EPOCHS = 10  # the course recipe's own: constant lr 0.01, batch 64
 # "BatchNorm enables higher learning rates": the course recipe at constant learning rates, with and
 # without BatchNorm, a short budget (where a run degrades or diverges shows in a few epochs)
 LR_SWEEP_LRS, LR_SWEEP_EPOCHS = (0.01, 0.03, 0.1, 0.3), 5
+# the short budget at which the first recipe failed one seed in three
 STABILITY = dict(variants=("ablation_none", "ablation_dropout"), epochs=3, limit=10_000, seeds=tuple(range(20)))
 
 STUDY: list[Step] = [
-    *_headline("mnist", MNIST_EPOCHS, {v: SEEDS5 for v in MNIST_EPOCHS}),
+    *_headline("mnist", MNIST_EPOCHS, SEEDS5),
     Step("ablation_course", "ablation", ABLATION, COURSE_EPOCHS, SEEDS5, recipe="course"),
     Step("custom_mlp_course", "ablation", ("custom_mlp",), COURSE_EPOCHS, SEEDS5, recipe="course", figures=False),
     Step("ablation_tuned", "ablation", ("ablation_none",), MNIST_EPOCHS["lenet5"], SEEDS5, figures=False),
@@ -85,37 +76,34 @@ STUDY: list[Step] = [
     Step("stability", "ablation", STABILITY["variants"], STABILITY["epochs"], STABILITY["seeds"],
          limit=STABILITY["limit"], group="stability", figures=False),
     # the rows verdicts rest on first, the supporting "2x" rows last
-    *_headline("fashion-mnist", {"lenet5_regularized": FASHION_EPOCHS["lenet5_regularized"],
-                                 "lenet5": FASHION_EPOCHS["lenet5"], "custom_mlp": FASHION_EPOCHS["custom_mlp"]},
+    *_headline("fashion-mnist", {v: FASHION_EPOCHS[v] for v in ("lenet5_regularized", "lenet5", "custom_mlp")},
                {"lenet5": SEEDS5, "lenet5_regularized": SEEDS5, "custom_mlp": SEEDS3}),
     Step("fashion-mnist_best", "lenet5", (BEST,), FASHION_EPOCHS["lenet5"], SEEDS3, dataset="fashion-mnist",
-         after=tuple(f"{v}" for v in MNIST_EPOCHS)),
-    *_headline("mnist", {v: 2 * MNIST_EPOCHS[v] for v in ("lenet5_regularized", "lenet5", "custom_mlp")},
-               {v: SEEDS3 for v in HEADLINE}, "2x", "_2x"),
-    *_headline("fashion-mnist", {v: 2 * FASHION_EPOCHS[v] for v in HEADLINE}, {v: SEEDS3 for v in HEADLINE}, "2x", "_2x"),
+         after=tuple(MNIST_EPOCHS)),
+    *_headline("mnist", {v: 2 * MNIST_EPOCHS[v] for v in ("lenet5_regularized", "lenet5", "custom_mlp")}, SEEDS3, "2x"),
+    *_headline("fashion-mnist", {v: 2 * FASHION_EPOCHS[v] for v in HEADLINE}, SEEDS3, "2x"),
 ]
 
-# The smoke run: the study's kinds of step on 6,000 images for 3 epochs (enough to learn, so no run
-# counts as failed), one seed (two for the ablation and the sweep, so their statistics have
-# something to compute; one for the shifts-only row, like the headline row it is compared with):
-# about a minute and a half on 2 CPU cores, CI runs it.
+# The smoke run CI runs (about a minute and a half on 2 CPU cores): the study's kinds of step on 6,000 images
+# for 3 epochs (enough to learn, so no run counts as failed), one seed (two for the ablation and the sweep, so
+# their statistics have something to compute; one for the shifts-only row, like its headline row).
 QUICK_LIMIT = 6000
 QUICK_VAL = 1000
 QUICK_STEPS = ("lenet5", "custom_mlp", "lenet5_regularized", "ablation_course", "custom_mlp_course", "stability",
                "lenet5_rotation", "lr_0.1", "fashion-mnist_lenet5")
 
 
-def quick(plan: list[Step]) -> list[Step]:
-    steps = []
-    for s in plan:
-        if s.name in QUICK_STEPS:
-            grid = s.notebook == "ablation" and len(s.variants) > 1  # a one-variant step matches its baseline's seed
-            steps.append(replace(s, variants=s.variants[:2] if grid else s.variants, epochs=3,
-                                 seeds=(0, 1) if grid else (0,), limit=QUICK_LIMIT, after=()))
-    return steps
+def _quick(step: Step) -> Step:
+    """``step`` as the smoke run runs it."""
+    grid = step.notebook == "ablation" and len(step.variants) > 1  # a one-variant step matches its baseline's seed
+    return replace(step, variants=step.variants[:2] if grid else step.variants, epochs=3,
+                   seeds=(0, 1) if grid else (0,), limit=QUICK_LIMIT, after=())
 
 
-QUICK: list[Step] = quick(STUDY)
+QUICK: list[Step] = [_quick(s) for s in STUDY if s.name in QUICK_STEPS]
+NOTEBOOK_SECONDS = 30.0  # the estimate's cost of a notebook besides training: kernel start, imports, figures
+TRAIN_IMAGES = 55_000
+EVAL_IMAGES = 15_000  # validation + test, evaluated after every epoch: a forward pass, about 1/3 of a step
 
 
 def step_config(step: Step, variant: str) -> TrainConfig:
@@ -126,12 +114,8 @@ def step_config(step: Step, variant: str) -> TrainConfig:
 
 @functools.cache
 def probe_seconds(model: str, batchnorm: bool | None, augment: str | None, batch_size: int, steps: int = 8) -> float:
-    """Seconds of one training step on this machine, one torch thread: the median of ``steps``
-    steps of the engine's model, optimizer and augmentation on a random batch. Hosts of the same
-    kind differ twofold, so the plan's estimate is measured where it is printed."""
-    import statistics
-    import time
-
+    """Seconds of one training step (the engine's model, optimizer and augmentation on a random batch) on one torch
+    thread, the median of ``steps``: hosts of one kind differ twofold, so the estimate is measured where printed."""
     import torch
     import torch.nn.functional as F
 
@@ -175,7 +159,8 @@ def describe(plan: list[Step], workers: int = 2) -> str:
     """The plan as a table, with each step's estimated cost (on one worker) and the total."""
     from mnist_lib.tables import seconds_text
 
-    lines = [f"{'step':<36} {'dataset':<14} {'recipe':<7} {'epochs':>6} {'seeds':>5} {'train':>7} {'runs':>4} {'est.':>9}"]
+    lines = [f"{'step':<36} {'dataset':<14} {'recipe':<7} {'epochs':>6} {'seeds':>5} {'train':>7} {'runs':>4} "
+             f"{'est.':>9}"]
     for s in plan:
         lines.append(f"{s.name:<36} {s.dataset:<14} {s.recipe:<7} {s.epochs:>6} {len(s.seeds):>5} "
                      f"{(s.limit or TRAIN_IMAGES):>7,} {s.runs:>4} {seconds_text(estimate_seconds(s)):>9}")

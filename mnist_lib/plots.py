@@ -1,7 +1,6 @@
-"""Figures for the notebooks and the report: training curves (mean over seeds with a band), confusion matrices, misclassified galleries and
-the ablation / comparison charts. Each function draws one figure, saves it as a PNG when given
-a path (folders are created) and returns the matplotlib Figure.
-"""
+"""Figures for the notebooks and the report: training curves (mean over seeds with a band), confusion
+matrices, misclassified galleries and the ablation / comparison charts. Each function draws one figure,
+saves it as a PNG when given a path (folders are created) and returns the matplotlib Figure."""
 
 from __future__ import annotations
 
@@ -18,15 +17,14 @@ from matplotlib.patches import Rectangle
 from mnist_lib.files import ensure_writable_dir
 
 DPI = 120
-SPLIT_STYLE = {"train": ("tab:blue", "-"), "val": ("tab:green", "--"), "test": ("tab:red", "-")}
-SPLIT_LABEL = {"train": "train", "val": "validation", "test": "test"}
+SPLITS = {"train": ("train", "tab:blue", "-"), "val": ("validation", "tab:green", "--"),
+          "test": ("test", "tab:red", "-")}  # split -> (label, colour, line style)
 
 
 def save(fig: plt.Figure, path: str | Path | None) -> plt.Figure:
     """Write ``fig`` as a PNG (creating the folder) when ``path`` is given; return it."""
     if path is not None:
-        path = Path(path)
-        ensure_writable_dir(path.parent, "figure folder")
+        ensure_writable_dir(Path(path).parent, "figure folder")
         fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
     return fig
 
@@ -38,8 +36,14 @@ def _mean_band(runs: Sequence[Sequence[float | None]]) -> tuple[np.ndarray, np.n
     return np.arange(1, length + 1), np.nanmean(values, 0), np.nanmin(values, 0), np.nanmax(values, 0)
 
 
-def _series(histories: Sequence[Sequence[Mapping[str, Any]]], key: str) -> list[list[float | None]]:
-    return [[epoch.get(key) for epoch in history] for history in histories]
+def _band_line(ax: plt.Axes, histories: Sequence[Sequence[Mapping[str, Any]]], key: str, color: str, alpha: float,
+               **line: Any) -> np.ndarray:
+    """Plot ``key``'s mean over the seeds' histories, with a min–max band when there are several; the mean."""
+    epochs, mean, low, high = _mean_band([[epoch.get(key) for epoch in history] for history in histories])
+    ax.plot(epochs, mean, color=color, **line)
+    if len(histories) > 1:
+        ax.fill_between(epochs, low, high, color=color, alpha=alpha, linewidth=0)
+    return mean
 
 
 def curves_figure(histories: Sequence[Sequence[Mapping[str, Any]]], path: str | Path | None = None,
@@ -47,29 +51,19 @@ def curves_figure(histories: Sequence[Sequence[Mapping[str, Any]]], path: str | 
     """Loss and accuracy per epoch for train, validation and test: the mean over seeds as a
     line, the range over seeds as a band; the kept (best-validation) epochs marked."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    n = len(histories)
-    for ax, metric, ylabel in ((axes[0], "loss", "cross-entropy loss"), (axes[1], "acc", "accuracy (%)")):
-        for split in ("train", "val", "test"):
-            key = f"{split}_{metric}"
-            series = _series(histories, key)
-            if all(v is None for run in series for v in run):
-                continue
-            epochs, mean, low, high = _mean_band(series)
-            color, style = SPLIT_STYLE[split]
-            ax.plot(epochs, mean, style, color=color, marker="o", markersize=3, label=SPLIT_LABEL[split])
-            if n > 1:
-                ax.fill_between(epochs, low, high, color=color, alpha=0.18, linewidth=0)
-        if selected_epochs:
-            for e in sorted(set(selected_epochs)):
-                ax.axvline(e, color="grey", linestyle=":", linewidth=0.9)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel)
+    for ax, metric, name, ylabel in ((axes[0], "loss", "loss", "cross-entropy loss"),
+                                     (axes[1], "acc", "accuracy", "accuracy (%)")):
+        for split, (label, color, style) in SPLITS.items():
+            if any(epoch.get(f"{split}_{metric}") is not None for history in histories for epoch in history):
+                _band_line(ax, histories, f"{split}_{metric}", color, 0.18, linestyle=style, marker="o",
+                           markersize=3, label=label)
+        for e in sorted(set(selected_epochs or ())):
+            ax.axvline(e, color="grey", linestyle=":", linewidth=0.9)
+        ax.set(title=name, xlabel="epoch", ylabel=ylabel)
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    axes[0].set_title("loss")
-    axes[1].set_title("accuracy")
     axes[1].legend(loc="lower right")
-    band = f"mean of {n} seeds, band: min–max" if n > 1 else "one seed"
+    band = f"mean of {len(histories)} seeds, band: min–max" if len(histories) > 1 else "one seed"
     fig.suptitle(f"{title} ({band}; dotted: kept epoch)" if title else band, fontsize=11)
     fig.tight_layout()
     return save(fig, path)
@@ -77,19 +71,16 @@ def curves_figure(histories: Sequence[Sequence[Mapping[str, Any]]], path: str | 
 
 def full_result_figure(histories: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]],
                        path: str | Path | None = None, title: str = "") -> plt.Figure:
-    """The writeup's full_result, one panel per model (label -> per-seed histories) on its own
-    epochs: training (running, on augmented images), validation and test accuracy, mean over
-    seeds with a min–max band. The y-range starts at the lowest mean from the second epoch on,
-    so the last tenths of a point stay visible."""
+    """The writeup's full_result, one panel per model (label -> per-seed histories): training (running, on
+    augmented images), validation and test accuracy, mean over seeds with a min–max band. The y-range starts
+    at the lowest mean from the second epoch on, so the last tenths of a point stay visible."""
     n = len(histories)
     fig, axes = plt.subplots(1, n, figsize=(2.4 * n + 0.4, 2.9), squeeze=False)
     for ax, (label, runs) in zip(axes[0], histories.items()):
         low_y = 100.0
-        for key, name, color in (("train_acc", "train", "C0"), ("val_acc", "validation", "C2"), ("test_acc", "test", "C3")):
-            epochs, mean, low, high = _mean_band(_series(runs, key))
-            ax.plot(epochs, mean, color=color, linewidth=1.4, label=name)
-            if len(runs) > 1:
-                ax.fill_between(epochs, low, high, color=color, alpha=0.15, linewidth=0)
+        for key, name, color in (("train_acc", "train", "C0"), ("val_acc", "validation", "C2"),
+                                 ("test_acc", "test", "C3")):
+            mean = _band_line(ax, runs, key, color, 0.15, linewidth=1.4, label=name)
             low_y = min(low_y, float(np.nanmin(mean[1:] if len(mean) > 1 else mean)))
         ax.set_ylim(max(low_y - 0.3, 0), 100.05)
         ax.set_title(label, fontsize=10)
@@ -110,28 +101,25 @@ def lr_sweep_figure(rows: Mapping[str, Mapping[float, Sequence[float | None]]], 
     """Test accuracy against a constant learning rate (log scale), one line per variant (label ->
     {lr: per-seed accuracies}); seeds as dots, a failed or diverged run drawn at the bottom."""
     fig, ax = plt.subplots(figsize=(5.2, 3.0))
-    floor = 0.0
     for i, (label, by_lr) in enumerate(rows.items()):
         lrs = sorted(by_lr)
-        means = [np.mean([a for a in by_lr[lr] if a is not None]) if any(a is not None for a in by_lr[lr]) else np.nan
-                 for lr in lrs]
-        ax.plot(lrs, means, marker="o", color=f"C{i}", label=label)
+        learned = [[a for a in by_lr[lr] if a is not None] for lr in lrs]
+        ax.plot(lrs, [np.mean(accs) if accs else np.nan for accs in learned], marker="o", color=f"C{i}", label=label)
         for lr in lrs:
-            ax.scatter([lr] * len(by_lr[lr]), [floor if a is None else a for a in by_lr[lr]], s=12, color=f"C{i}", alpha=0.5)
+            ax.scatter([lr] * len(by_lr[lr]), [0.0 if a is None else a for a in by_lr[lr]], s=12, color=f"C{i}",
+                       alpha=0.5)
     ax.set_xscale("log")
-    ax.set_xticks(sorted({lr for by_lr in rows.values() for lr in by_lr}), [f"{lr:g}" for lr in sorted({lr for by_lr in rows.values() for lr in by_lr})])
+    every_lr = sorted({lr for by_lr in rows.values() for lr in by_lr})
+    ax.set_xticks(every_lr, [f"{lr:g}" for lr in every_lr])
     ax.set_xlabel("constant learning rate (SGD, momentum 0.9)", fontsize=9)
     ax.set_ylabel("test accuracy (%)", fontsize=9)
+    ax.set_title(title, fontsize=10)
     ax.tick_params(labelsize=8.5)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8.5)
-    if title:
-        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return save(fig, path)
 
-
-# --------------------------------------------------------------------------- errors
 
 def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, classes: int = 10) -> np.ndarray:
     """Counts, rows = true class, columns = predicted class."""
@@ -147,7 +135,7 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], path: str |
 
     matrix = np.asarray(matrix)
     per_class = 100 * np.diag(matrix) / np.maximum(matrix.sum(1), 1)
-    off = matrix.astype(float).copy()
+    off = matrix.astype(float)
     np.fill_diagonal(off, np.nan)
     fig, ax = plt.subplots(figsize=(7.5, 6.2))
     sns.heatmap(off, annot=matrix, fmt="d", cmap="Reds", cbar_kws={"label": "errors (off-diagonal)"},
@@ -171,11 +159,10 @@ def misclassified_figure(images: torch.Tensor, labels: torch.Tensor, predictions
     from torchvision.utils import make_grid
 
     wrong = (predictions != labels).nonzero().flatten()[:count]
-    fig_rows = max(1, math.ceil(len(wrong) / per_row))
-    fig, ax = plt.subplots(figsize=(per_row * 1.15, fig_rows * 1.35 + 0.6))
+    fig, ax = plt.subplots(figsize=(per_row * 1.15, max(1, math.ceil(len(wrong) / per_row)) * 1.35 + 0.6))
+    ax.axis("off")
     if len(wrong) == 0:
         ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
-        ax.axis("off")
         return save(fig, path)
     pad = 2
     grid = make_grid(images[wrong].float().cpu(), nrow=per_row, padding=pad, pad_value=1.0)
@@ -187,14 +174,11 @@ def misclassified_figure(images: torch.Tensor, labels: torch.Tensor, predictions
         ax.text(col * cell + pad + 1, row * cell + pad + 0.5, f"{short[int(labels[i])]}→{short[int(predictions[i])]}",
                 color="yellow", fontsize=7, va="top", ha="left",
                 bbox=dict(facecolor="black", alpha=0.55, pad=0.6, linewidth=0))
-    ax.axis("off")
     total = int((predictions != labels).sum())
     ax.set_title(title or f"misclassified test images (first {len(wrong)} of {total:,}; true→predicted)", fontsize=10)
     fig.tight_layout()
     return save(fig, path)
 
-
-# --------------------------------------------------------------------------- comparisons
 
 def mean_std_figure(rows: Sequence[Mapping[str, Any]], path: str | Path | None = None, title: str = "",
                     group_key: str = "recipe", xlabel: str = "test accuracy (%)",
@@ -206,19 +190,19 @@ def mean_std_figure(rows: Sequence[Mapping[str, Any]], path: str | Path | None =
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     fig, ax = plt.subplots(figsize=(6.8, 0.42 * len(labels) * max(1, len(groups) * 0.7) + 1.2))
     height = 0.7 / max(len(groups), 1)
+
+    def y_of(row: Mapping[str, Any]) -> float:  # its label's line, each group a little offset
+        return labels.index(row["label"]) + (groups.index(row[group_key]) - (len(groups) - 1) / 2) * height
+
     for g, group in enumerate(groups):
-        for r in rows:
-            if r[group_key] != group:
-                continue
-            y = labels.index(r["label"]) + (g - (len(groups) - 1) / 2) * height
-            values = list(r["values"])
+        color = colors[g % len(colors)]
+        for k, r in enumerate(r for r in rows if r[group_key] == group):
+            y, values = y_of(r), list(r["values"])
             mean = statistics.fmean(values)
             std = statistics.stdev(values) if len(values) > 1 else 0.0
-            ax.errorbar(mean, y, xerr=std, fmt="o", color=colors[g % len(colors)], capsize=4,
-                        label=str(group) if r is next(x for x in rows if x[group_key] == group) else None)
-            ax.scatter(values, [y] * len(values), s=12, color=colors[g % len(colors)], alpha=0.45, zorder=3)
-            ax.annotate(f"{mean:.2f}", (mean, y), xytext=(0, 5), textcoords="offset points",
-                        ha="center", fontsize=8)
+            ax.errorbar(mean, y, xerr=std, fmt="o", color=color, capsize=4, label=None if k else str(group))
+            ax.scatter(values, [y] * len(values), s=12, color=color, alpha=0.45, zorder=3)
+            ax.annotate(f"{mean:.2f}", (mean, y), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=9)
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
@@ -231,15 +215,14 @@ def mean_std_figure(rows: Sequence[Mapping[str, Any]], path: str | Path | None =
     learned = [v for r in rows for v in r["values"] if v >= failed_below]
     failed = [(r, v) for r in rows for v in r["values"] if v < failed_below]
     if failed and learned:
-        left = min(learned) - 0.25 * (max(learned) - min(learned) + 0.4)
-        ax.set_xlim(left, min(max(learned) + 0.15 * (max(learned) - min(learned) + 0.4), 100.5))
+        spread = max(learned) - min(learned) + 0.4
+        left = min(learned) - 0.25 * spread
+        ax.set_xlim(left, min(max(learned) + 0.15 * spread, 100.5))
         for r, v in failed:
-            y = labels.index(r["label"]) + (groups.index(r[group_key]) - (len(groups) - 1) / 2) * height
-            ax.annotate(f"◄ a seed at {v:.1f}% (did not learn); mean off scale", (left, y), xytext=(4, -9),
+            ax.annotate(f"◄ a seed at {v:.1f}% (did not learn); mean off scale", (left, y_of(r)), xytext=(4, -9),
                         textcoords="offset points", fontsize=7, color="0.3")
     if len(groups) > 1 or groups[0] not in ("", None):
         ax.legend(fontsize=8.5, loc="best")
-    if title:
-        ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return save(fig, path)

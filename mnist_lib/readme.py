@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from mnist_lib.bench_results import format_summary
+from mnist_lib.bench import format_summary
 from mnist_lib.errors import MnistLibError
 from mnist_lib.files import read_json, write_atomic_text
 from mnist_lib.models import build_model, count_parameters
@@ -19,7 +19,6 @@ from mnist_lib.tables import comparisons_frame, markdown_table, results_frame, s
 
 REPO = Path(__file__).resolve().parents[1]
 
-# --------------------------------------------------------------------------- README results
 
 def readme_results(summary: Mapping[str, Any]) -> str:
     """The README's results: the headline table, the ablation's verdicts and a link to the report."""
@@ -41,25 +40,22 @@ def readme_results(summary: Mapping[str, Any]) -> str:
 
 
 def readme_models() -> str:
-    """The README's opening table: the writeup's three models, their parameters counted from the
-    modules, and what the writeup claims of each."""
+    """The README's opening table: the writeup's models, parameters counted from the modules, its claims."""
     claims = {"lenet5": '"exceeding 98%"', "custom_mlp": "95%", "lenet5_regularized": '"improves generalization"'}
-    rows = [{"model": MODELS[name], "parameters": f"{count_parameters(build_model(name)):,}", "writeup's claim": claims[name]}
-            for name in MODELS]
+    rows = [{"model": MODELS[name], "parameters": f"{count_parameters(build_model(name)):,}",
+             "writeup's claim": claims[name]} for name in MODELS]
     return markdown_table(pd.DataFrame(rows))
 
 
 def readme_bench(bench: Mapping[str, Any]) -> str:
     """The README's benchmark table, from report/bench.json, with the machine it came from."""
-    env = bench["environment"]
-    frame = pd.DataFrame(bench["results"])
-    frame = pd.DataFrame({
-        "pipeline": frame.pipeline, "model": frame.model, "batch": frame.batch_size,
-        "s / epoch (median)": frame.seconds_per_epoch.map("{:.2f}".format),
-        "images / s": frame.images_per_s.map("{:,.0f}".format), "speed-up": frame.speedup.map("{:.1f}x".format)})
+    env, settings = bench["environment"], bench["settings"]
+    frame = pd.DataFrame([{"pipeline": r["pipeline"], "model": r["model"], "batch": r["batch_size"],
+                           "s / epoch (median)": f"{r['seconds_per_epoch']:.2f}",
+                           "images / s": f"{r['images_per_s']:,.0f}", "speed-up": f"{r['speedup']:.1f}x"}
+                          for r in bench["results"]])
     machine = (f"{env['device_name']}, {env['cpu_count']} cores, {env['threads']} torch thread(s), "
                f"torch {env['torch']}; load average {env['load_average_before'][0]:.1f} before")
-    settings = bench["settings"]
     return "\n".join([f"Measured by `python -m mnist_lib bench` on {machine}; {settings['images_per_epoch']:,} "
                       f"images per epoch, median of {settings['repeats']} runs (`report/bench.json`):", "",
                       markdown_table(frame), "", "```", format_summary(dict(bench)), "```"])
@@ -93,8 +89,7 @@ def add_command(subparsers) -> None:
 
 
 def cmd_readme(args: argparse.Namespace) -> int:
-    written = update_readme(args.readme, args.summary, args.bench)
-    print(f"{args.readme}: refilled {', '.join(written) or 'nothing (no report/summary.json or report/bench.json yet)'}")
+    print(f"{args.readme}: refilled {', '.join(update_readme(args.readme, args.summary, args.bench))}")
     return 0
 
 

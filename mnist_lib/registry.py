@@ -49,7 +49,6 @@ ABLATION = tuple(name for name in VARIANTS if name.startswith("ablation_"))  # t
 ROTATION_ROWS = {"lenet5_rotation": "lenet5"}  # row: the headline row it is compared with
 LR_SWEEP = ("ablation_none", "ablation_batchnorm")  # "BatchNorm enables higher learning rates"
 
-
 DEFAULT_RECIPE = "tuned"  # a summary row under another recipe is keyed "<variant>@<recipe>"
 
 

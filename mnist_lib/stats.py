@@ -13,8 +13,7 @@ VERDICTS = ("helps", "hurts", "no evidence either way")
 
 
 def failed(test_acc: Sequence[float | None]) -> list[bool]:
-    """Which runs stayed near chance or diverged (None): they are counted and reported, never
-    averaged in."""
+    """Which runs stayed near chance or diverged (None): counted and reported, never averaged in."""
     return [a is None or a < FAILED_BELOW for a in test_acc]
 
 
@@ -29,20 +28,21 @@ def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
-def welch(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
-    """mean(a) - mean(b) with its confidence interval and two-sided p-value, by Welch's t-test
+def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
+    """mean(a) - mean(b) with its 95% confidence interval and two-sided p-value, by Welch's t-test
     (unequal variances). Needs two values on each side; identical constant samples give p = 1."""
     from scipy import stats
 
     a, b = list(a), list(b)
-    diff = statistics.fmean(a) - statistics.fmean(b) if a and b else None
+    out = {"diff": statistics.fmean(a) - statistics.fmean(b) if a and b else None, "ci95": None, "p": None,
+           "n": [len(a), len(b)]}
     if len(a) < 2 or len(b) < 2:
-        return {"diff": diff, "ci95": None, "p": None, "n": [len(a), len(b)]}
-    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:
-        return {"diff": diff, "ci95": [diff, diff], "p": 1.0 if diff == 0 else 0.0, "n": [len(a), len(b)]}
+        return out
+    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:  # scipy's t would be 0/0
+        return {**out, "ci95": [out["diff"], out["diff"]], "p": 1.0 if out["diff"] == 0 else 0.0}
     result = stats.ttest_ind(a, b, equal_var=False)
-    low, high = result.confidence_interval(confidence)
-    return {"diff": diff, "ci95": [float(low), float(high)], "p": float(result.pvalue), "n": [len(a), len(b)]}
+    low, high = result.confidence_interval(0.95)
+    return {**out, "ci95": [float(low), float(high)], "p": float(result.pvalue)}
 
 
 def verdict(test: dict[str, Any], alpha: float = ALPHA) -> str:
@@ -54,16 +54,13 @@ def verdict(test: dict[str, Any], alpha: float = ALPHA) -> str:
 
 def compare_rows(row: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
     """A summary row against its baseline: Welch on the test accuracies of the runs that learned."""
-    a = learned(row["test_acc"], row["test_acc"])
-    b = learned(baseline["test_acc"], baseline["test_acc"])
-    test = welch(a, b)
+    test = welch(learned(row["test_acc"], row["test_acc"]), learned(baseline["test_acc"], baseline["test_acc"]))
     return {**test, "verdict": verdict(test), "alpha": ALPHA}
 
 
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:
-    """Holm-Bonferroni adjusted p-values of one family of tests (None stays None): the k-th
-    smallest of m is multiplied by m - k + 1, made monotone, capped at 1. scipy has no Holm
-    (its false_discovery_control is Benjamini-Hochberg, a weaker guarantee)."""
+    """Holm-Bonferroni adjusted p-values of one family of tests (None stays None). scipy has no Holm (its
+    false_discovery_control is Benjamini-Hochberg, a weaker guarantee)."""
     present = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
     adjusted: list[float | None] = [None] * len(pvalues)
     running = 0.0
@@ -74,9 +71,8 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
 
 
 def converged(short: dict[str, Any], long: dict[str, Any]) -> dict[str, Any]:
-    """The convergence check, on validation accuracy (the test set chooses nothing): does
-    training twice as long raise the mean validation accuracy by more than the shorter run's
-    seed standard deviation? The test accuracies are reported beside it, not used."""
+    """Does training twice as long raise the mean validation accuracy (the test set chooses nothing)
+    by more than the shorter run's seed std? The test accuracies are reported beside it, not used."""
     gain = long["val_mean"] - short["val_mean"]
     return {"epochs": short["epochs"], "epochs_2x": long["epochs"], "val_mean": short["val_mean"],
             "val_mean_2x": long["val_mean"], "val_std": short["val_std"], "gain": gain,

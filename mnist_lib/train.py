@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import math
 import platform
@@ -28,19 +29,14 @@ METRICS = "metrics.json"
 MODEL = "model.pt"
 CHECKPOINT = "checkpoint.pt"
 NAN_CHECK_EVERY = 50  # steps between divergence checks: each check is one host sync
-# CPU evaluation passes hold at most this many images: 2,000 cost ~80 MiB (the memory peak) and ran slower.
-CPU_EVAL_CHUNK = 500
+CPU_EVAL_CHUNK = 500  # images per CPU evaluation pass: 2,000 cost ~80 MiB (the memory peak) and ran slower
 
 
 def select_device(name: str = "auto") -> torch.device:
     """auto: CUDA, then Apple MPS, then CPU. An explicit device that is absent is an error."""
+    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+        return torch.device(next(kind for kind, present in available.items() if present))
     if not available.get(name.split(":")[0], True):
         raise MnistLibError(f"device {name!r} is not available here: use --device auto or cpu")
     return torch.device(name)
@@ -55,12 +51,10 @@ def seed_everything(seed: int) -> None:
 
 def cpu_name() -> str:
     """The processor's model name (Linux /proc/cpuinfo), else what platform knows."""
-    try:
-        for line in open("/proc/cpuinfo"):
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     return platform.processor() or platform.machine()
 
 
@@ -101,11 +95,9 @@ def predict(model: nn.Module, split: Split, batch_size: int = 2000) -> torch.Ten
 
 
 def apply_memory_format(model: nn.Module, config: TrainConfig, device: torch.device) -> nn.Module:
-    """The model in the memory format ``config.memory_format`` asks for ("auto": the engine's choice).
-
-    channels_last (NHWC) runs LeNet-5's CPU convolutions and pooling 1.1-1.5x faster, but not with
-    BatchNorm2d (its CPU kernels are 1.5-3x slower in NHWC; mixing formats gained nothing) nor on
-    CUDA. "contiguous" forces NCHW, "channels_last" forces NHWC."""
+    """The model in ``config.memory_format``. "auto" picks channels_last (NHWC) on CPU without BatchNorm2d:
+    it runs LeNet-5's CPU convolutions and pooling 1.1-1.5x faster, but BatchNorm2d's CPU kernels 1.5-3x
+    slower (mixing formats gained nothing), and not on CUDA."""
     auto = device.type == "cpu" and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     if config.memory_format == "channels_last" or (config.memory_format == "auto" and auto):
         return model.to(memory_format=torch.channels_last)
@@ -133,21 +125,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
-def _rng_state(shuffle: torch.Generator, augment: torch.Generator) -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state(), "augment": augment.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], shuffle: torch.Generator, augment: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    shuffle.set_state(state["shuffle"])
-    augment.set_state(state["augment"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """A training checkpoint, loaded safely (tensors and plain data only)."""
     path = Path(path)
@@ -165,7 +142,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def load_model(path: str | Path, config: TrainConfig) -> nn.Module:
     """A model of ``config``'s architecture with the weights of a saved `model.pt` (a state_dict)."""
-    path = Path(path)
     model = build_model(config.model, config.batchnorm, config.dropout)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -182,9 +158,8 @@ def load_model(path: str | Path, config: TrainConfig) -> nn.Module:
 
 
 def check_resumable(checkpoint: dict[str, Any], config: TrainConfig, path: Path) -> None:
-    """Raise unless ``checkpoint`` continues the run ``config`` describes: the same training
-    (config.first_difference, the rule reuse follows too) with any number of epochs, except
-    that a schedule fixed by the number of epochs needs the same number."""
+    """Raise unless ``checkpoint`` continues the run ``config`` describes: the same training (by
+    `TrainConfig.first_difference`, as reuse) for any number of epochs, unless the schedule depends on it."""
     k = config.first_difference(checkpoint["config"], ignore=("epochs",))
     if k is not None:
         raise MnistLibError(f"{path} was saved with {k}={checkpoint['config'].get(k)!r}, not {getattr(config, k)!r}: "
@@ -192,7 +167,8 @@ def check_resumable(checkpoint: dict[str, Any], config: TrainConfig, path: Path)
     saved_epochs = checkpoint["config"].get("epochs")
     if saved_epochs != config.epochs and config.schedule != "none":
         raise MnistLibError(f"{path} was saved by a {saved_epochs}-epoch run, and the {config.schedule} schedule "
-                            f"depends on the number of epochs: resume with epochs={saved_epochs}, or train into a new --out")
+                            f"depends on the number of epochs: resume with epochs={saved_epochs}, "
+                            f"or train into a new --out")
     if checkpoint["epoch"] > config.epochs:
         raise MnistLibError(f"{path} is already at epoch {checkpoint['epoch']}, past epochs={config.epochs}")
 
@@ -206,48 +182,70 @@ class TrainResult:
 
 @dataclass
 class _Run:
-    """What a checkpoint saves and restores: the training state between two epochs."""
+    """The training state between two epochs (what a checkpoint saves and restores), and its updates."""
     model: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: Any
-    shuffle: torch.Generator
-    augment: torch.Generator
+    shuffle: torch.Generator  # draws the data order
+    augment: torch.Generator  # draws the augmentation
+    steps: int  # per epoch
     history: list[dict[str, Any]] = field(default_factory=list)
     best_state: dict[str, torch.Tensor] | None = None
     best_epoch: int = 0
     epoch: int = 0  # the last finished epoch
 
-    def best_key(self) -> tuple | None:
-        """What the kept epoch is chosen by: validation accuracy, then lower validation loss."""
-        if not self.best_epoch:
-            return None
-        kept = self.history[self.best_epoch - 1]
-        return (kept["val_acc"], -kept["val_loss"]) if kept["val_acc"] is not None else (self.best_epoch, 0)
+    @classmethod
+    def start(cls, config: TrainConfig, data: DataSplits, device: torch.device) -> "_Run":
+        """A fresh seeded model, its optimizer and schedule, and the data order's and augmentation's generators."""
+        seed_everything(config.seed)
+        model = build_model(config.model, config.batchnorm, config.dropout).to(device)
+        model = apply_memory_format(model, config, device)
+        optimizer = make_optimizer(model, config)
+        steps = math.ceil(len(data.train) / config.batch_size)
+        generators = (torch.Generator().manual_seed(config.seed), torch.Generator().manual_seed(config.seed + 1))
+        return cls(model, optimizer, make_scheduler(optimizer, config, steps), *generators, steps)
 
     def state(self, config: TrainConfig) -> dict[str, Any]:
+        # Every generator the run draws from, so a resumed run continues exactly as an unbroken one.
+        rng = {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state(), "augment": self.augment.get_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
         return {"config": config.to_dict(), "epoch": self.epoch, "model_state": self.model.state_dict(),
                 "optimizer_state": self.optimizer.state_dict(), "scheduler_state": self.scheduler.state_dict(),
-                "rng": _rng_state(self.shuffle, self.augment), "history": self.history,
-                "best_state": self.best_state, "best_epoch": self.best_epoch}
+                "rng": rng, "history": self.history, "best_state": self.best_state, "best_epoch": self.best_epoch}
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
         self.model.load_state_dict(checkpoint["model_state"])
         self.optimizer.load_state_dict(checkpoint["optimizer_state"])
         self.scheduler.load_state_dict(checkpoint["scheduler_state"])
-        _set_rng_state(checkpoint["rng"], self.shuffle, self.augment)
+        rng = checkpoint["rng"]
+        torch.set_rng_state(rng["torch"])
+        self.shuffle.set_state(rng["shuffle"])
+        self.augment.set_state(rng["augment"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
         self.history, self.epoch = checkpoint["history"], checkpoint["epoch"]
         self.best_state, self.best_epoch = checkpoint["best_state"], checkpoint["best_epoch"]
 
+    def check_finite(self, losses: torch.Tensor, lr: float) -> None:
+        """Raise `Diverged` at the first of this epoch's step losses so far that is not finite."""
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            step = int(bad[0])
+            raise Diverged(f"training diverged: the loss became {losses[step].item()} at epoch {self.epoch + 1}, "
+                           f"step {step + 1}; lower lr (now {lr}) and start again", self.history)
 
-def _new_run(config: TrainConfig, data: DataSplits, device: torch.device) -> _Run:
-    """A fresh model (seeded initialization), its optimizer and schedule, and the generators of
-    the data order and the augmentation."""
-    seed_everything(config.seed)
-    model = apply_memory_format(build_model(config.model, config.batchnorm, config.dropout).to(device), config, device)
-    optimizer = make_optimizer(model, config)
-    scheduler = make_scheduler(optimizer, config, math.ceil(len(data.train) / config.batch_size))
-    return _Run(model, optimizer, scheduler, torch.Generator().manual_seed(config.seed),
-                torch.Generator().manual_seed(config.seed + 1))
+    def keep_if_best(self, entry: dict[str, Any]) -> None:
+        """Keep the finished epoch's weights if it is the best so far (`selection_key`)."""
+        if not self.best_epoch or self.selection_key(entry) > self.selection_key(self.history[self.best_epoch - 1]):
+            self.best_epoch = entry["epoch"]
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+
+    @staticmethod
+    def selection_key(entry: dict[str, Any]) -> tuple:
+        """What the kept epoch is chosen by: validation accuracy, then lower validation loss; the last
+        epoch without a validation split. Test numbers never choose."""
+        return (entry["val_acc"], -entry["val_loss"]) if entry["val_acc"] is not None else (entry["epoch"], 0)
 
 
 def _open_out(out_dir: str | Path | None, config: TrainConfig, resume: bool, overwrite: bool
@@ -274,8 +272,7 @@ def _train_epoch(run: _Run, config: TrainConfig, data: DataSplits, bar) -> dict[
     lr = run.optimizer.param_groups[0]["lr"]
     device = data.train.device
     run.model.train()
-    steps = math.ceil(len(data.train) / config.batch_size)
-    losses = torch.zeros(steps, device=device)
+    losses = torch.zeros(run.steps, device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     background = -data.mean / data.std  # a 0 pixel after normalization
     for step, (x, y) in enumerate(batches(data.train, config.batch_size, run.shuffle)):
@@ -294,8 +291,8 @@ def _train_epoch(run: _Run, config: TrainConfig, data: DataSplits, bar) -> dict[
         run.scheduler.step()
         losses[step] = loss.detach() * len(y)
         correct += (logits.detach().argmax(1) == y).sum()
-        if (step + 1) % NAN_CHECK_EVERY == 0 or step + 1 == steps:
-            _check_finite(losses, step, run.epoch + 1, config.lr, run.history)
+        if (step + 1) % NAN_CHECK_EVERY == 0 or step + 1 == run.steps:
+            run.check_finite(losses[: step + 1], config.lr)
         bar.update(1)
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -306,23 +303,13 @@ def _train_epoch(run: _Run, config: TrainConfig, data: DataSplits, bar) -> dict[
 def _evaluate_epoch(run: _Run, config: TrainConfig, data: DataSplits, entry: dict[str, Any]) -> None:
     """Validation and test numbers of the epoch's model into ``entry``; a non-finite loss
     (the last step's update can break the weights after its loss was checked) is divergence."""
-    has_val = len(data.val) > 0
-    val_loss, val_acc = evaluate(run.model, data.val, config.eval_batch_size) if has_val else (None, None)
+    val_loss, val_acc = evaluate(run.model, data.val, config.eval_batch_size) if len(data.val) else (None, None)
     test_loss, test_acc = evaluate(run.model, data.test, config.eval_batch_size)
-    if not math.isfinite(test_loss) or (has_val and not math.isfinite(val_loss)):
-        bad = test_loss if not math.isfinite(test_loss) else val_loss
+    bad = next((loss for loss in (test_loss, val_loss) if loss is not None and not math.isfinite(loss)), None)
+    if bad is not None:
         raise Diverged(f"training diverged: the evaluation loss became {bad} after epoch {entry['epoch']}, "
-                       f"step {math.ceil(len(data.train) / config.batch_size)}; lower lr (now {config.lr}) "
-                       f"and start again", run.history)
+                       f"step {run.steps}; lower lr (now {config.lr}) and start again", run.history)
     entry.update(val_loss=val_loss, val_acc=val_acc, test_loss=test_loss, test_acc=test_acc)
-
-
-def _keep_if_best(run: _Run, entry: dict[str, Any]) -> None:
-    key = (entry["val_acc"], -entry["val_loss"]) if entry["val_acc"] is not None else (entry["epoch"], 0)
-    best = run.best_key()
-    if best is None or key > best:
-        run.best_epoch = entry["epoch"]
-        run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
 
 
 def _final_metrics(run: _Run, config: TrainConfig, data: DataSplits, device: torch.device) -> dict[str, Any]:
@@ -330,15 +317,15 @@ def _final_metrics(run: _Run, config: TrainConfig, data: DataSplits, device: tor
     # The kept model on the clean training images (no augmentation, Dropout off): with the
     # test accuracy this is the train-test gap, which says whether there was overfitting at all.
     train_eval_loss, train_eval_acc = evaluate(run.model, data.train, config.eval_batch_size)
-    has_val = len(data.val) > 0
     return {
         "config": config.to_dict(),
         "environment": environment(device, config),
         "params": count_parameters(run.model),
         "history": run.history,
         "selected_epoch": run.best_epoch,
-        "selection": "best validation accuracy" if has_val else "last epoch (no validation split)",
-        "final": {**run.history[run.best_epoch - 1], "train_eval_loss": train_eval_loss, "train_eval_acc": train_eval_acc},
+        "selection": "best validation accuracy" if len(data.val) else "last epoch (no validation split)",
+        "final": {**run.history[run.best_epoch - 1], "train_eval_loss": train_eval_loss,
+                  "train_eval_acc": train_eval_acc},
         "sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
         "finished_at": round(time.time(), 1),  # Unix time: the study's sittings and wall time come from it
     }
@@ -359,11 +346,10 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
         data = load_data(config.dataset, config.data_dir, config.data_format, config.val_size,
                          config.limit, config.download)
     data = data.to(device)
-    run = _new_run(config, data, device)
+    run = _Run.start(config, data, device)
     if checkpoint is not None:
         run.restore(checkpoint)
-    steps = math.ceil(len(data.train) / config.batch_size)
-    bar = tqdm(total=(config.epochs - run.epoch) * steps, disable=not config.progress,
+    bar = tqdm(total=(config.epochs - run.epoch) * run.steps, disable=not config.progress,
                desc=f"{config.model} seed {config.seed}", unit="step", dynamic_ncols=True)
     while run.epoch < config.epochs:
         start = time.perf_counter()
@@ -372,7 +358,7 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
         entry["seconds"] = time.perf_counter() - start
         run.history.append(entry)
         run.epoch += 1
-        _keep_if_best(run, entry)
+        run.keep_if_best(entry)
         bar.set_postfix(epoch=run.epoch, val_acc=f"{entry['val_acc'] or 0:.2f}", test_acc=f"{entry['test_acc']:.2f}")
         if out is not None:
             write_torch(out / CHECKPOINT, run.state(config))
@@ -386,14 +372,6 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
         write_json(out / METRICS, metrics)  # last: its presence marks a finished run
     run.model.eval()
     return TrainResult(metrics, run.model, data)
-
-
-def _check_finite(losses: torch.Tensor, step: int, epoch: int, lr: float, history: list[dict[str, Any]]) -> None:
-    seen = losses[: step + 1]
-    if not bool(torch.isfinite(seen).all()):
-        bad = int((~torch.isfinite(seen)).nonzero()[0])
-        raise Diverged(f"training diverged: the loss became {seen[bad].item()} at epoch {epoch}, "
-                       f"step {bad + 1}; lower lr (now {lr}) and start again", history)
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, Any]:  # a finished run's metrics.json

@@ -7,6 +7,7 @@ import contextlib
 import io
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_lib.data import IDX_FILES, write_idx
+from mnist_lib.data import IDX_FILES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,6 +47,15 @@ def synthetic_mnist(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         col = 1 + (c % 5) * 5 + rng.integers(0, 2)
         images[i, row:row + 8, col:col + 5] = 200 + rng.integers(0, 56)
     return images, labels
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a uint8 array as an uncompressed IDX file."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    with open(path, "wb") as f:
+        f.write(struct.pack(">I", 0x0800 | array.ndim))
+        f.write(struct.pack(f">{array.ndim}I", *array.shape))
+        f.write(array.tobytes())
 
 
 def write_mnist_root(root: Path, train: tuple[np.ndarray, np.ndarray],

@@ -1,6 +1,6 @@
-"""mnist_lib.analysis on hand-made tensors whose answers are known: the confusion ranking,
-translations (an ink-counting model is shift-invariant, a one-pixel model is not), a run's record
-(what metrics.json keeps instead of model.pt) and what the figures show."""
+"""mnist_lib.analysis on hand-made tensors whose answers are known: translations (an ink-counting
+model is shift-invariant, a one-pixel model is not), a run's record (what metrics.json keeps
+instead of model.pt) and what the figures show."""
 
 from __future__ import annotations
 
@@ -27,41 +27,6 @@ MEAN, STD = 0.1307, 0.3081
 def close_figures():
     yield
     plt.close("all")
-
-
-def crafted():
-    """Class 0: 10 images, 3 taken for 1, 1 for 2; class 1: 10, 2 taken for 7; class 2: 5, 4 for 0."""
-    labels = torch.tensor([0] * 10 + [1] * 10 + [2] * 5)
-    preds = labels.clone()
-    preds[0:3] = 1
-    preds[3] = 2
-    preds[10:12] = 7
-    preds[20:24] = 0
-    return labels, preds
-
-
-def test_top_confusions_ranks_pairs_with_counts_and_shares():
-    labels, preds = crafted()
-    rows = analysis.top_confusions(labels, preds, k=3)
-    assert [(r["true"], r["predicted"], r["count"]) for r in rows] == [("2", "0", 4), ("0", "1", 3), ("1", "7", 2)]
-    assert [r["share (%)"] for r in rows] == pytest.approx([80.0, 30.0, 20.0])
-    # fewer distinct errors than k: all four, the last one 0 -> 2; class names are used
-    names = [f"c{i}" for i in range(10)]
-    rows = analysis.top_confusions(labels.numpy(), preds.numpy(), k=10, class_names=names)
-    assert len(rows) == 4 and (rows[-1]["true"], rows[-1]["predicted"], rows[-1]["count"]) == ("c0", "c2", 1)
-    assert analysis.top_confusions(labels, labels) == []
-
-
-def test_confusions_over_seeds_averages_counts_per_seed():
-    labels, preds = crafted()
-    other = labels.clone()
-    other[20:22] = 0  # seed 2: class 2 taken for 0 twice, nothing else
-    rows = analysis.confusions_over_seeds(labels, {0: preds, 1: other}, k=2)
-    assert (rows[0]["true"], rows[0]["predicted"], rows[0]["count"], rows[0]["per seed"]) == ("2", "0", 3.0, [4, 2])
-    assert rows[0]["share (%)"] == pytest.approx(60.0)
-    assert (rows[1]["true"], rows[1]["predicted"], rows[1]["count"], rows[1]["per seed"]) == ("0", "1", 1.5, [3, 0])
-    single = analysis.confusions_over_seeds(labels, [preds], k=3)
-    assert [r["count"] for r in single] == [r["count"] for r in analysis.top_confusions(labels, preds, k=3)]
 
 
 def test_shift_images_moves_content_and_fills_without_wraparound():
@@ -134,13 +99,6 @@ def test_shift_accuracy_zero_is_evaluate_and_float_storage_uses_its_background()
     floats = Split(split.images, split.labels)
     expected = analysis.shift_accuracy(model, split, (0, 2))
     assert analysis.shift_accuracy(model, floats, (0, 2)) == pytest.approx(expected)
-
-
-def test_shift_table_rows_columns_and_mean_over_seeds():
-    table = analysis.shift_table({"ink": [InkModel(), InkModel()], "pixel": PixelModel()}, pixel_split(), (0, 2))
-    assert list(table.index) == ["ink", "pixel"] and list(table.columns) == [0, 2]
-    assert table.loc["pixel", 0] == 100.0 and table.loc["pixel", 2] == 50.0
-    assert table.loc["ink", 0] == table.loc["ink", 2]  # constant under shifts
 
 
 # --------------------------------------------------------------------------- a run's record
@@ -232,7 +190,10 @@ def test_recorded_shift_table_averages_the_runs():
 
 
 def test_shift_figure_has_one_line_per_model(tmp_path):
-    table = analysis.shift_table({"LeNet-5": InkModel(), "CustomMLP": PixelModel()}, pixel_split(), (0, 1, 2))
+    runs = {name: [{"analysis": {"shift_acc": {str(s): acc for s, acc in
+                                                analysis.shift_accuracy(model, pixel_split(), (0, 1, 2)).items()}}}]
+            for name, model in (("LeNet-5", InkModel()), ("CustomMLP", PixelModel()))}
+    table = analysis.recorded_shift_table(runs)
     path = tmp_path / "sub" / "shift.png"
     fig = analysis.shift_figure(table, path, title="LeNet-5 and CustomMLP under translation")
     assert path.read_bytes()[:8] == PNG

@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, run_cli, synthetic_mnist, write_mnist_root
-from mnist_lib.bench import PIPELINES, bare_compute_run
-from mnist_lib.bench_results import targets_met
+from mnist_lib.bench import PIPELINES, bare_compute_run, targets_met
 from mnist_lib.course import CoursePngDataset, course_transform, write_course_pngs
 from mnist_lib.config import PRESETS, TrainConfig
 from mnist_lib.data import NORMALIZATION, Split
