@@ -148,7 +148,6 @@ def shift_figure(table, path: str | Path | None = None, title: str | None = None
     ax.grid(alpha=0.3)
     ax.margins(x=0.08)
     ax.legend(fontsize=8.5, loc="lower left")
-    if title:
-        ax.set_title(title, fontsize=10)
+    ax.set_title(title or "", fontsize=10)
     fig.tight_layout()
     return save(fig, path)

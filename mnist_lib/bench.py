@@ -8,7 +8,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,22 +27,23 @@ from mnist_lib.config import TrainConfig
 from mnist_lib.course import CoursePngDataset, course_transform, write_course_pngs
 from mnist_lib.data import DataSplits, Split, load_data
 from mnist_lib.errors import MnistLibError
-from mnist_lib.files import ensure_writable_dir, write_json
+from mnist_lib.files import ensure_writable_dir, read_json, write_json
 from mnist_lib.models import build_model
 from mnist_lib.registry import MODELS
-from mnist_lib.train import (apply_memory_format, cpu_name, evaluate, make_optimizer, seed_everything,
-                             select_device, train)
+from mnist_lib.train import (apply_memory_format, environment, evaluate, make_optimizer, seed_everything,
+                             select_device, train, train_step)
 
-# The rows, each timed by its `*_run` function below; the recipe it trains: the course's ("fast") or the study's.
+# The rows (timed by `per_sample_run`, the engine's `train`, `bare_compute_run`); the recipe each trains: the
+# course's ("fast") or the study's.
 PIPELINES = ("per-sample", "fast", "study", "bare compute")
 RECIPE = {"per-sample": "fast", "fast": "fast", "study": "study", "bare compute": "study"}
 # The issue's targets (a speed-up must reach its goal, the rest stay at or under it), with how the summary shows them.
-TARGETS = {"lenet5_speedup": (6.0, "LeNet-5 speed-up over per-sample", "{:.1f}x"),
-           "custom_mlp_speedup": (10.0, "CustomMLP speed-up over per-sample", "{:.1f}x"),
-           "time_to_99_seconds": (5.0, "time to 99%", "{:.1f} s"),
-           "peak_memory_bytes": (1 << 30, "peak memory", "{:.0f} MiB"),
-           "epochs_to_99": (2, "epochs to 99%", "{:.0f}"),
-           "floor_ratio": (1.10, "engine / bare compute (worst model)", "{:.2f}")}
+TARGETS = {"lenet5_speedup": (6.0, "LeNet-5 speed-up over per-sample", "{:.1f}x".format),
+           "custom_mlp_speedup": (10.0, "CustomMLP speed-up over per-sample", "{:.1f}x".format),
+           "time_to_99_seconds": (5.0, "time to 99%", "{:.1f} s".format),
+           "peak_memory_bytes": (1 << 30, "peak memory", lambda n: f"{n / 2**20:.0f} MiB"),
+           "epochs_to_99": (2, "epochs to 99%", "{:.0f}".format),
+           "floor_ratio": (1.10, "engine / bare compute (worst model)", "{:.2f}".format)}
 SECTIONS = ("gpu",)  # runs on another machine, kept in the same bench.json under their own key
 
 
@@ -70,17 +70,10 @@ def per_sample_run(config: TrainConfig, loader: DataLoader, test: Split, device:
     return seconds, evaluate(model, test, config.eval_batch_size)[1]
 
 
-def fast_run(config: TrainConfig, data: DataSplits) -> tuple[float, float]:
-    """Train with the engine (each split one uint8 tensor, a batch an index into it, normalized as it
-    is made); (training seconds, as the engine clocks them, and test accuracy)."""
-    history = train(config, data=data).metrics["history"]
-    return sum(entry["train_seconds"] for entry in history), history[-1]["test_acc"]
-
-
 def bare_compute_run(config: TrainConfig, train_split: Split, device: torch.device) -> float:
-    """Seconds for ``config.epochs`` epochs' worth of training steps (``len(train_split)`` images
-    each) on one batch reused: the model, memory format, loss, clipping and optimizer of the
-    engine, without its data handling, augmentation, schedule or bookkeeping."""
+    """Seconds for ``config.epochs`` epochs' worth of the engine's training steps (``len(train_split)``
+    images each) on one batch reused: its model, memory format and `train_step` (loss, clipping,
+    optimizer), without its data handling, augmentation, schedule or bookkeeping."""
     seed_everything(config.seed)
     model = apply_memory_format(build_model(config.model, config.batchnorm, config.dropout).to(device),
                                 config, device)
@@ -89,21 +82,12 @@ def bare_compute_run(config: TrainConfig, train_split: Split, device: torch.devi
     x, y = batch.images, batch.labels  # normalized once (a property), outside the clock
     n, bs = len(train_split), len(y)
     steps = math.ceil(n / bs)
-
-    def step() -> None:
-        loss = F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip, foreach=True)
-        optimizer.step()
-
     for _ in range(2):  # warm-up: first-call allocations and kernel selection are not the floor
-        step()
+        train_step(model, optimizer, x, y, config)
     _sync(device)
     start = time.perf_counter()
     for _ in range(steps * config.epochs):
-        step()
+        train_step(model, optimizer, x, y, config)
     _sync(device)
     # scaled to exactly n images per epoch (the engine's last batch is a partial one)
     return (time.perf_counter() - start) * n / (steps * bs)
@@ -180,25 +164,14 @@ def peak_memory(data_dir: str | None, device: str, threads: int | None, limit: i
             "measure": run["measure"], "cuda_peak_bytes": run["cuda_peak_bytes"]}
 
 
-def _check_args(models: Sequence[str], repeats: int, epochs: int, batch_size: int, limit: int | None,
-                threads: int | None) -> None:
-    unknown = [m for m in models if m not in MODELS]
-    if unknown or not models:
-        raise MnistLibError(f"model(s) {', '.join(unknown) or '(none)'} unknown: choose from {', '.join(MODELS)}")
-    for name, value in (("repeats", repeats), ("epochs", epochs), ("batch_size", batch_size),
-                        ("limit", limit), ("threads", threads)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise MnistLibError(f"{name} must be a positive integer, got {value!r}")
-
-
 def _time_pipelines(models: Sequence[str], repeats: int, configs: dict[str, TrainConfig], data: DataSplits,
-                    progress: bool) -> dict[tuple[str, str], dict[str, list]]:
-    """Seconds per epoch (and test accuracy) of every (pipeline, model), ``repeats`` times,
+                    progress: bool) -> dict[tuple[str, str], list[tuple[float, float | None]]]:
+    """(seconds per epoch, test accuracy) of every (pipeline, model), ``repeats`` times,
     interleaved so that a noisy machine slows every row alike. Only training is on the clock."""
     course = configs["fast"]
     device = select_device(course.device)
     timed = dataclasses.replace(data, val=data.val[:0])  # the engine evaluates no validation split
-    results: dict[tuple[str, str], dict[str, list]] = {}
+    results = {(p, m): [] for m in models for p in PIPELINES}
     with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp:
         # The same training images (uint8), written the course way.
         folder = write_course_pngs(data.train.stored.cpu(), data.train.labels.cpu(), Path(tmp))
@@ -211,30 +184,28 @@ def _time_pipelines(models: Sequence[str], repeats: int, configs: dict[str, Trai
                 seconds, acc = per_sample_run(config, loader, data.test, device)
             elif pipeline == "bare compute":
                 seconds = bare_compute_run(config, data.train, device)
-            else:
-                seconds, acc = fast_run(config, timed)
-            entry = results.setdefault((pipeline, model_name), {"seconds": [], "test_acc": []})
-            entry["seconds"].append(seconds / course.epochs)
-            entry["test_acc"].append(acc)
+            else:  # the engine: each split one uint8 tensor, a batch an index into it, normalized as it is made
+                history = train(config, data=timed).metrics["history"]
+                seconds, acc = sum(entry["train_seconds"] for entry in history), history[-1]["test_acc"]
+            results[(pipeline, model_name)].append((seconds / course.epochs, acc))
     return results
 
 
-def _rows(results: dict[tuple[str, str], dict[str, list]], models: Sequence[str], configs: dict[str, TrainConfig],
-          images: int) -> list[dict[str, Any]]:
+def _rows(results: dict[tuple[str, str], list[tuple[float, float | None]]], models: Sequence[str],
+          configs: dict[str, TrainConfig], images: int) -> list[dict[str, Any]]:
     """One row per (model, pipeline): the median seconds per epoch, the speed-up over per-sample, the
     ratio to the bare compute floor."""
     rows = []
     for model_name in models:
-        median = {p: statistics.median(results[(p, model_name)]["seconds"]) for p in PIPELINES}
+        median = {p: statistics.median(s for s, _ in results[(p, model_name)]) for p in PIPELINES}
         for pipeline in PIPELINES:
-            runs = results[(pipeline, model_name)]
-            accs = [a for a in runs["test_acc"] if a is not None]
+            seconds, accs = zip(*results[(pipeline, model_name)])
             rows.append({"pipeline": pipeline, "model": model_name,
                          "batch_size": configs[RECIPE[pipeline]].batch_size, "seconds_per_epoch": median[pipeline],
                          "images_per_s": images / median[pipeline], "speedup": median["per-sample"] / median[pipeline],
                          "vs_floor": median[pipeline] / median["bare compute"],
-                         "test_acc": statistics.median(accs) if accs else None,
-                         "seconds_per_epoch_runs": runs["seconds"]})
+                         "test_acc": None if pipeline == "bare compute" else statistics.median(accs),
+                         "seconds_per_epoch_runs": list(seconds)})
     return rows
 
 
@@ -247,7 +218,12 @@ def run_bench(models: Sequence[str] = tuple(MODELS), repeats: int = 3, epochs: i
     ``threads`` (torch intra-op threads, every row; None: torch's choice) defaults to 1: on a
     small shared machine two threads fighting other work for two cores ran 10-30x slower, which
     makes timings meaningless; unloaded, two threads made LeNet-5's fast path ~1.5x faster."""
-    _check_args(models, repeats, epochs, batch_size, limit, threads)
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise MnistLibError(f"model(s) {', '.join(unknown) or '(none)'} unknown: choose from {', '.join(MODELS)}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise MnistLibError(f"repeats must be a positive integer, got {repeats!r}")
+    # TrainConfig checks epochs, batch_size, limit, threads and device
     common = dict(epochs=epochs, device=device, threads=threads, limit=limit, progress=False)
     configs = {"fast": TrainConfig.from_dict(dict(batch_size=batch_size, **common)),  # the course recipe otherwise
                "study": TrainConfig.from_preset("tuned", **common)}  # the study's settings
@@ -264,11 +240,8 @@ def run_bench(models: Sequence[str] = tuple(MODELS), repeats: int = 3, epochs: i
                      "limit": limit, "images_per_epoch": len(data.train),
                      "recipe": "course (SGD lr 0.01, momentum 0.9)",
                      "study": {k: getattr(configs["study"], k) for k in keys}},
-        "environment": {
-            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "device": str(torch_device), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
-            "device_name": torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else cpu_name(),
-            "load_average_before": list(load_before)},
+        "environment": {**environment(torch_device, configs["fast"]), "cpu_count": os.cpu_count(),
+                        "load_average_before": list(load_before)},
         "results": rows,
         "speedup": {r["model"]: r["speedup"] for r in rows if r["pipeline"] == "fast"},
         "floor_ratio": {r["model"]: r["vs_floor"] for r in rows if r["pipeline"] == "study"},  # study / bare compute
@@ -309,23 +282,18 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def format_summary(report: dict[str, Any]) -> str:
-    """The study's settings, time to 99%, peak memory and the targets, in sentences (older bench.json too)."""
-    lines = []
-    if "study" in report["settings"]:
-        s = report["settings"]["study"]
-        lines.append(f"study: batch {s['batch_size']}, lr {s['lr']}, augmentation "
-                     f"{s['augment_mode'] if s['augment'] else 'none'}, memory format {s['memory_format']}")
+    """The study's settings, time to 99%, peak memory and the targets, in sentences."""
+    s = report["settings"]["study"]
+    lines = [f"study: batch {s['batch_size']}, lr {s['lr']}, augmentation "
+             f"{s['augment_mode'] if s['augment'] else 'none'}, memory format {s['memory_format']}"]
     if t99 := report["time_to_99"]:
-        # a bench.json from before the fast preset has one seed and no image count: still readable
-        seeds, accs = t99.get("seeds", 1), t99.get("mean_test_acc_by_epoch", t99["test_acc_by_epoch"])
         if t99["reached"]:
-            images = f"{t99['images']:,}" if t99.get("images") else f"{t99['epoch'] * t99['train_images']:,}"
-            lines.append(f"to {t99['target_accuracy']}% mean test accuracy over {seeds} seed(s) (LeNet-5, "
-                         f"{t99['preset']} preset): epoch {t99['epoch']}, {images} training images, "
+            lines.append(f"to {t99['target_accuracy']}% mean test accuracy over {t99['seeds']} seed(s) (LeNet-5, "
+                         f"{t99['preset']} preset): epoch {t99['epoch']}, {t99['images']:,} training images, "
                          f"{t99['seconds']:.1f} s of training (median over seeds)")
         else:
-            lines.append(f"{t99['target_accuracy']}% mean test accuracy: not reached in {len(accs)} epochs "
-                         f"({t99['preset']} preset, best mean {max(accs):.2f}%)")
+            lines.append(f"{t99['target_accuracy']}% mean test accuracy: not reached in {t99['epochs']} epochs "
+                         f"({t99['preset']} preset, best mean {max(t99['mean_test_acc_by_epoch']):.2f}%)")
     if memory := report["memory"]:
         lines.append(f"peak memory (max RSS) of `{memory['command']}`: {memory['max_rss_mib']:.0f} MiB (of which "
                      f"{memory['baseline_rss_mib']:.0f} MiB is torch imported + an optimizer, before any data)")
@@ -333,10 +301,9 @@ def format_summary(report: dict[str, Any]) -> str:
         if target["met"] is None or name not in TARGETS:  # unmeasured, or a target this version no longer sets
             continue
         _, label, fmt = TARGETS[name]
-        scale = 2**20 if name == "peak_memory_bytes" else 1
-        measured = "not reached" if target["measured"] is None else fmt.format(target["measured"] / scale)
+        measured = "not reached" if target["measured"] is None else fmt(target["measured"])
         lines.append(f"target {label} {'>=' if name.endswith('speedup') else '<='} "
-                     f"{fmt.format(target['target'] / scale)}: {measured}, {'met' if target['met'] else 'NOT met'}")
+                     f"{fmt(target['target'])}: {measured}, {'met' if target['met'] else 'NOT met'}")
     return "\n".join(lines)
 
 
@@ -345,10 +312,7 @@ def write_report(report: dict[str, Any], out: str | os.PathLike, section: str | 
     rest kept; without it, as the file's top level, its sections kept."""
     out = Path(out)
     ensure_writable_dir(out.parent)
-    try:
-        existing = json.loads(out.read_text()) if out.is_file() else {}
-    except json.JSONDecodeError:
-        raise MnistLibError(f"{out} is not valid JSON: move it away, or write to another --out") from None
+    existing = read_json(out) if out.is_file() else {}
     kept = {k: existing[k] for k in SECTIONS if k in existing}
     write_json(out, {**existing, section: report} if section is not None else {**report, **kept})
     return out

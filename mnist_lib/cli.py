@@ -39,7 +39,6 @@ def _bool_or_none(text: str) -> bool | None:
 # Fields whose default is None need their type spelled out.
 _OPTIONAL_TYPES = {"data_dir": str, "limit": int, "threads": int, "batchnorm": _bool_or_none, "dropout": float,
                    "grad_clip": float}
-_ALIASES = {"data_format": ["--format"]}
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +47,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--preset", choices=sorted(PRESETS),
                        help="start from a named recipe, then apply the options given")
     for field in dataclasses.fields(TrainConfig):
-        flags = [f"--{field.name.replace('_', '-')}", *_ALIASES.get(field.name, [])]
+        flags = [f"--{field.name.replace('_', '-')}"] + (["--format"] if field.name == "data_format" else [])
         if isinstance(field.default, bool):
             kind = dict(action=argparse.BooleanOptionalAction)
         else:
@@ -90,7 +89,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Re-evaluate a run's saved model.pt on the test set; compare with what metrics.json recorded."""
-    from mnist_lib.data import load_data
+    from mnist_lib.data import load_config_data
     from mnist_lib.train import MODEL, evaluate, load_model, read_metrics, select_device
 
     run = Path(args.run)
@@ -99,9 +98,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     config = TrainConfig.from_dict({**metrics["config"], "progress": False, **given})
     device = select_device(config.device)
     model = load_model(run / MODEL, config).to(device)
-    data = load_data(config.dataset, config.data_dir, config.data_format, config.val_size, config.limit,
-                     config.download)
-    loss, acc = evaluate(model, data.test.to(device), config.eval_batch_size)
+    loss, acc = evaluate(model, load_config_data(config).test.to(device), config.eval_batch_size)
     recorded = metrics["final"]["test_acc"]
     print(f"{run / MODEL}: test accuracy {acc:.2f}% ({acc:.4f}), loss {loss:.4f}; "
           f"metrics.json recorded {recorded:.4f}% -> {'match' if abs(acc - recorded) < 1e-9 else 'DIFFERENT'}")

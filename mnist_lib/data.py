@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mnist_lib.config import DATA_FORMATS, TrainConfig, choice
 from mnist_lib.errors import MnistLibError
 from mnist_lib.files import write_atomic_bytes
 
@@ -84,17 +85,23 @@ def _stage_fashion_mnist(root: Path, raw: Path) -> Path:
     raise MnistLibError(f"cannot stage Fashion-MNIST from {raw}: {root} and ./data are not writable")
 
 
-def load_idx(dataset: str, root: Path, train: bool, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (uint8 N x 28 x 28) and labels (int64 N) from torchvision's layout, checked first."""
+def idx_folder(dataset: str, root: Path, download: bool = True) -> Path:
+    """The folder of ``dataset``'s four IDX files under ``root``, staged or downloaded when one is absent."""
     raw = root / TORCHVISION_CLASSES[dataset] / "raw"
     # torchvision refuses to read either split unless all four files are there
-    if not all((raw / n).is_file() for pair in IDX_FILES.values() for n in pair):
-        if dataset == "fashion-mnist" and DEBIAN_FASHION_MNIST.is_dir():
-            raw = _stage_fashion_mnist(root, DEBIAN_FASHION_MNIST) / "FashionMNIST" / "raw"
-        elif not download:
-            raise MnistLibError(_missing_message(dataset, raw))
-        else:
-            _download(dataset, root, raw, train)
+    if all((raw / n).is_file() for pair in IDX_FILES.values() for n in pair):
+        return raw
+    if dataset == "fashion-mnist" and DEBIAN_FASHION_MNIST.is_dir():
+        return _stage_fashion_mnist(root, DEBIAN_FASHION_MNIST) / "FashionMNIST" / "raw"
+    if not download:
+        raise MnistLibError(_missing_message(dataset, raw))
+    _download(dataset, root, raw)
+    return raw
+
+
+def load_idx(dataset: str, root: Path, train: bool, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (uint8 N x 28 x 28) and labels (int64 N) from torchvision's layout, checked first."""
+    raw = idx_folder(dataset, root, download)
     # What torchvision's reader returns, without importing torchvision (~170 MiB of resident memory).
     images_file, labels_file = (raw / name for name in IDX_FILES[train])
     images, labels = read_idx(images_file, "images"), read_idx(labels_file, "labels").long()
@@ -108,12 +115,12 @@ def load_idx(dataset: str, root: Path, train: bool, download: bool = True) -> tu
     return images, labels
 
 
-def _download(dataset: str, root: Path, raw: Path, train: bool) -> None:
-    """torchvision's download into ``root``; a failed one leaves none of the folders it made behind."""
+def _download(dataset: str, root: Path, raw: Path) -> None:
+    """torchvision's download (all four files) into ``root``; a failed one leaves none of the folders it made."""
     made = [folder for folder in (raw, *raw.parents) if not folder.exists()]  # deepest first
     try:
         import torchvision
-        getattr(torchvision.datasets, TORCHVISION_CLASSES[dataset])(str(root), train=train, download=True)
+        getattr(torchvision.datasets, TORCHVISION_CLASSES[dataset])(str(root), train=False, download=True)
     except Exception as exc:  # no network, read-only root, bad mirror: all mean "not here"
         for folder in made:
             try:
@@ -134,14 +141,12 @@ def _missing_message(dataset: str, raw: Path) -> str:
 def load_split(dataset: str, data_dir: str | os.PathLike | None, data_format: str, train: bool,
                download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """One split as (uint8 images N x 28 x 28, int64 labels) from the chosen format."""
-    root = resolve_data_dir(data_dir)
-    name = "train" if train else "test"
+    choice("data_format", data_format, DATA_FORMATS)
+    root, name = resolve_data_dir(data_dir), "train" if train else "test"
     if data_format == "idx":
         return load_idx(dataset, root, train, download)
-    if data_format in ("tar", "folder"):
-        from mnist_lib.course import load_course_tar, load_png_folder  # the course's PNG format
-        return load_course_tar(root / f"{name}.tar") if data_format == "tar" else load_png_folder(root / name)
-    raise MnistLibError(f"data_format {data_format!r} is unknown: choose idx, tar or folder")
+    from mnist_lib.course import load_course_tar, load_png_folder  # the course's PNG format
+    return load_course_tar(root / f"{name}.tar") if data_format == "tar" else load_png_folder(root / name)
 
 
 # --------------------------------------------------------------------------- tensors ready to train
@@ -215,14 +220,13 @@ def split_train_val(n: int, val_size: int, seed: int = 0) -> tuple[torch.Tensor,
 
 
 def load_data(dataset: str = "mnist", data_dir: str | os.PathLike | None = None, data_format: str = "idx",
-              val_size: int = 5000, limit: int | None = None, download: bool = True,
-              split_seed: int = 0) -> DataSplits:
+              val_size: int = 5000, limit: int | None = None, download: bool = True) -> DataSplits:
     """Train / validation / test splits as CPU tensors. The validation split is carved from the training
     set with a fixed seed (the same images for every training seed, so seeds differ only in training);
     ``limit`` keeps the first N of the remaining training images; the test set is always whole."""
     train_images, train_labels = load_split(dataset, data_dir, data_format, True, download)
     test_images, test_labels = load_split(dataset, data_dir, data_format, False, download)
-    train_idx, val_idx = split_train_val(len(train_labels), val_size, split_seed)
+    train_idx, val_idx = split_train_val(len(train_labels), val_size)
     if limit is not None:
         if limit > len(train_idx):
             raise MnistLibError(f"limit {limit:,} is larger than the {len(train_idx):,} training images "
@@ -230,12 +234,15 @@ def load_data(dataset: str = "mnist", data_dir: str | os.PathLike | None = None,
         train_idx = train_idx[:limit]
     mean, std = NORMALIZATION[dataset]
     # Kept as uint8 (a quarter of the float32 memory); batches are normalized as they are made.
-    return DataSplits(
-        train=Split(train_images[train_idx].unsqueeze(1), train_labels[train_idx], mean, std),
-        val=Split(train_images[val_idx].unsqueeze(1), train_labels[val_idx], mean, std),
-        test=Split(test_images.unsqueeze(1).contiguous(), test_labels, mean, std),
-        dataset=dataset, mean=mean, std=std,
-    )
+    whole = Split(train_images.unsqueeze(1), train_labels, mean, std)
+    test = Split(test_images.unsqueeze(1).contiguous(), test_labels, mean, std)
+    return DataSplits(whole[train_idx], whole[val_idx], test, dataset, mean, std)
+
+
+def load_config_data(config: TrainConfig) -> DataSplits:
+    """`load_data` with a TrainConfig's data fields."""
+    return load_data(config.dataset, config.data_dir, config.data_format, config.val_size, config.limit,
+                     config.download)
 
 
 def batches(split: Split, batch_size: int,

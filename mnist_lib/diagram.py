@@ -4,6 +4,7 @@ shape, so the picture cannot drift from the code."""
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,13 +63,8 @@ def trace_stages(model: nn.Module, input_shape: Sequence[int] = (1, 1, 28, 28)) 
     """The input shape and ``model``'s stages, each with the shape it produces (batch dimension dropped), from
     torch.fx shape propagation of a dummy input: each layer (conv, linear, pooling, flatten) opens a stage and
     the shape-keeping operations after it (BatchNorm, ReLU, Dropout) join it."""
-    was_training = model.training
-    model.eval()
-    try:
-        graph = symbolic_trace(model)
-        ShapeProp(graph).propagate(torch.zeros(*input_shape))
-    finally:
-        model.train(was_training)
+    graph = symbolic_trace(copy.deepcopy(model).eval())  # a copy: the model's mode and BatchNorm statistics stay
+    ShapeProp(graph).propagate(torch.zeros(*input_shape))
     modules = dict(graph.named_modules())
     stages: list[Stage] = []
     for node in graph.graph.nodes:
@@ -135,31 +131,30 @@ def _rows(shapes: list[tuple[int, ...]], per_row: int = 5) -> list[list[int]]:
     return [list(range(cut)), list(range(cut, n))]
 
 
-def _layout(extents: list, labels: list, rows: list) -> tuple[dict, dict, dict, list, list]:
+def _layout(extents: list, labels: list, rows: list) -> tuple[list, list, list, list, list]:
     """x, y and row half-height (its tallest tensor's top) of each tensor, and each row's top and
     bottom edge: rows left to right, a wrapped row below the previous one with room for the label
     boxes under its arrows."""
     gap, line_h = 2.5, 0.3  # room for an arrow and the label box under it; one label line
-    xs: dict[int, float] = {}
-    ys: dict[int, float] = {}
-    tops: dict[int, float] = {}
-    y, row_tops, row_bottoms = 0.0, [], []
+    xs, ys, tops, row_tops, row_bottoms = [], [], [], [], []  # rows hold consecutive tensors: appended in order
+    x = y = 0.0
     for r, row in enumerate(rows):
         top = max(extents[i][2] for i in row)
-        x = 0.0 if r == 0 else gap + extents[row[0]][0]  # a wrapped row starts with its incoming arrow
-        if r > 0:
-            y = row_bottoms[-1] - 0.45 - top - 0.45
+        if r > 0:  # a wrapped row starts with its incoming arrow
+            x, y = gap + extents[row[0]][0], row_bottoms[-1] - 0.45 - top - 0.45
         for k, i in enumerate(row):
             if k > 0:
                 x += extents[row[k - 1]][1] + gap + extents[i][0]
-            xs[i], ys[i], tops[i] = x, y, top
+            xs.append(x)
+            ys.append(y)
+            tops.append(top)
         depth = max((len(labels[i - 1]) for i in row if i > 0), default=0)
         row_tops.append(y + top + 0.55)
         row_bottoms.append(y - max(0.95, top + 0.3) - line_h * depth - 0.25)
     return xs, ys, tops, row_tops, row_bottoms
 
 
-def _draw_arrows(ax, rows: list, xs: dict, ys: dict, tops: dict, extents: list, labels: list,
+def _draw_arrows(ax, rows: list, xs: list, ys: list, tops: list, extents: list, labels: list,
                  row_bottoms: list) -> None:
     """One arrow per layer, its operations and parameters in a box under it; a wrapped row's
     first arrow comes down from the end of the previous row."""
@@ -192,7 +187,7 @@ def architecture_figure(model: nn.Module, path: str | Path | None = None, title:
     labels = [_stage_lines(stage) for stage in stages]  # labels[i]: the arrow into tensor i + 1
     rows = _rows(shapes)
     xs, ys, tops, row_tops, row_bottoms = _layout(extents, labels, rows)
-    width = max(xs[i] + extents[i][1] for i in xs) + 0.9
+    width = max(x + extent[1] for x, extent in zip(xs, extents)) + 0.9
     fig, ax = plt.subplots(figsize=(width * 0.62, (row_tops[0] - row_bottoms[-1]) * 0.62 + 0.35))
     last = len(shapes) - 1
     for i, shape in enumerate(shapes):

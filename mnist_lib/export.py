@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 import re
 import shutil
 import time
@@ -48,8 +47,7 @@ def _set_alt_texts(html: str, nb) -> str:
             for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
             if "image/png" in o.get("data", {})]
     soup = BeautifulSoup(html, features="html.parser")
-    images = soup.select(".jp-OutputArea-output img")
-    for img, alt in zip([img for img in images if img.get("src", "").startswith("data:image/png")], alts):
+    for img, alt in zip(soup.select('.jp-OutputArea-output img[src^="data:image/png"]'), alts):
         if alt:
             img["alt"] = alt
     return str(soup)
@@ -74,11 +72,10 @@ def export_report(executed: str | Path, out_dir: str | Path) -> tuple[Path, Path
     html = _set_alt_texts(html, nb)
     html_path = out_dir / "report.html"
     write_atomic_bytes(html_path, html.encode("utf-8"))
-    pdf_nb = copy.deepcopy(nb)  # the PDF has its own title page: drop the HTML-only heading
-    pdf_nb.cells = [c for c in pdf_nb.cells if "html-only" not in c.metadata.get("tags", [])]
+    nb.cells = [c for c in nb.cells if "html-only" not in c.metadata.get("tags", [])]  # the PDF has a title page
     try:
         exporter = PDFExporter(config=config, template_file=str(TEMPLATES / "mnist_report.tex.j2"))
-        pdf, _ = exporter.from_notebook_node(pdf_nb)
+        pdf, _ = exporter.from_notebook_node(nb)
     except LatexFailed as exc:
         lines = [line for line in str(exc.output).splitlines() if line.startswith("!")]
         raise MnistLibError(f"xelatex failed on the report: {lines[0] if lines else 'see the LaTeX log'} "

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mnist_lib.config import choice
 from mnist_lib.errors import MnistLibError
 
 
@@ -78,8 +79,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
 
 def build_model(name: str, batchnorm: bool | None = None, dropout: float | None = None) -> nn.Module:
     """A fresh model by registry name; ``batchnorm``/``dropout`` override a LeNet's own choice."""
-    if name not in ARCHITECTURES:
-        raise MnistLibError(f"model {name!r} is unknown: choose one of {', '.join(ARCHITECTURES)}")
+    choice("model", name, tuple(ARCHITECTURES))
     kwargs = {k: v for k, v in (("batchnorm", batchnorm), ("dropout", dropout)) if v is not None}
     if kwargs and name == "custom_mlp":
         raise MnistLibError("batchnorm/dropout variants apply to the LeNet-5 models, not custom_mlp")

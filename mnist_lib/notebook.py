@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 
 from mnist_lib import diagram, plots
 from mnist_lib.analysis import conv1_figure, recorded_predictions, recorded_shift_table, shift_figure
-from mnist_lib.config import DATASET_LABELS, DATASETS, PRESETS, TrainConfig, choice, variant_config
-from mnist_lib.data import DEBIAN_FASHION_MNIST, IDX_FILES, TORCHVISION_CLASSES, load_data, load_idx, resolve_data_dir
+from mnist_lib.config import DATASET_LABELS, PRESETS, TrainConfig, choice, variant_config
+from mnist_lib.data import idx_folder, load_config_data, resolve_data_dir
 from mnist_lib.errors import MnistLibError
 from mnist_lib.experiments import aggregate, run_seeds
 from mnist_lib.files import ensure_writable_dir
@@ -91,8 +91,7 @@ class NotebookRun:
                          retrain=self.retrain, **self.overrides)
 
     def load_data(self):
-        c = self.config
-        return load_data(c.dataset, c.data_dir, c.data_format, c.val_size, c.limit, c.download)
+        return load_config_data(self.config)
 
     def describe(self) -> None:
         """One markdown line: what this notebook trains, with the recipe's values spelled out."""
@@ -209,7 +208,6 @@ def check_parameters(model: str, recipe: str = "tuned", seeds: Any = (0, 1, 2), 
         raise MnistLibError(f"unknown parameter(s) {', '.join(unknown)}: known are {', '.join(CONFIG_PARAMETERS)}")
     choice("model", model, list(VARIANTS))
     choice("recipe", recipe, list(PRESETS))
-    choice("dataset", dataset, list(DATASETS))
     arch = VARIANTS[model].model
     if architecture is not None and arch != architecture:
         raise MnistLibError(f"model {model!r} is a {arch} variant, not {architecture}: "
@@ -226,20 +224,9 @@ def check_parameters(model: str, recipe: str = "tuned", seeds: Any = (0, 1, 2), 
     # Where the notebook writes and what it reads, before any training: the messages the CLI gives.
     ensure_writable_dir(run.runs_dir, "runs_dir")
     ensure_writable_dir(run.images_dir, "images_dir")
-    check_data(config)
+    if config.data_format == "idx":  # absent IDX files are staged or downloaded now; the loader checks tars
+        idx_folder(config.dataset, resolve_data_dir(config.data_dir), config.download)
     return run
-
-
-def check_data(config: TrainConfig) -> None:
-    """Raise the loader's own MnistLibError now if ``config``'s IDX files are absent from the data
-    folder and cannot be downloaded (absent ones are downloaded here, as training would). The course's
-    tars and folders are read, and their absence reported, by the loader."""
-    root = resolve_data_dir(config.data_dir)
-    present = all((root / TORCHVISION_CLASSES[config.dataset] / "raw" / name).is_file()
-                  for pair in IDX_FILES.values() for name in pair)
-    staged = config.dataset == "fashion-mnist" and DEBIAN_FASHION_MNIST.is_dir()  # the loader stages these
-    if config.data_format == "idx" and not present and not staged:
-        load_idx(config.dataset, root, True, config.download)  # downloads them, or raises the message
 
 
 def check_grid(variants: Any, recipes: Any, **common: Any) -> list[NotebookRun]:

@@ -15,7 +15,6 @@ from IPython.display import Image, Markdown, display
 from mnist_lib import tables
 from mnist_lib.errors import MnistLibError
 from mnist_lib.files import read_json
-from mnist_lib.notebook import ablation_rows as notebook_rows
 from mnist_lib.registry import ABLATION, LR_SWEEP, label
 
 NA = "n/a"
@@ -35,10 +34,6 @@ class Claims:
     def box(self) -> None:
         """Where the list of broken premises goes (filled in as they break)."""
         self.handle = display(Markdown(""), display_id=True)
-
-    def require(self, premise: bool, where: str) -> None:
-        """A premise checked on its own line (nothing to print)."""
-        self(premise, where)
 
     def __call__(self, premise: bool, where: str) -> bool:
         if premise:
@@ -104,10 +99,6 @@ def num(value: float | None, digits: int = 2, sign: bool = False) -> str:
     return NA if value is None else f"{value:{'+' if sign else ''}.{digits}f}"
 
 
-def best(summary: Mapping[str, Any], dataset: str = "mnist") -> dict | None:
-    return row(summary, "best_variant", dataset)
-
-
 def comparison(summary: Mapping[str, Any], row_key: str, baseline: str, recipe: str = "tuned",
                dataset: str = "mnist") -> dict[str, Any]:
     """A saved Welch comparison, or an empty one whose fields read "n/a"."""
@@ -167,11 +158,6 @@ def epochs_frame(summary: Mapping[str, Any]):
                           "vs none [95% CI]": tables.fmt_diff(r["welch"]) if r["welch"] else "baseline",
                           "p": tables.fmt_p(r["welch"]["p"]) if r["welch"] else "-"}
                          for r in summary.get("epochs_to_accuracy", [])])
-
-
-def ablation_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The course-recipe ablation as rows of plots.mean_std_figure (runs that did not diverge)."""
-    return [dict(r, recipe="") for r in notebook_rows(summary, list(ABLATION), ["course"])]
 
 
 def convergence_frame(summary: Mapping[str, Any]):

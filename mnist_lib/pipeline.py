@@ -28,15 +28,13 @@ from mnist_lib.tables import seconds_text
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-KERNEL = "python3"
 
 
 @contextlib.contextmanager
 def _quiet_execution():
-    """During a notebook run, logging off and this process's stderr dropped: a kernel dying on a failed cell
-    makes the machinery (tornado, zmq, jupyter_client) print tracebacks that are not the notebook's error,
-    which comes out as the exception raised. Yields a kernel manager class whose kernel writes its stderr
-    (inherited otherwise: ipykernel's shutdown tracebacks) into a temporary file, its ``stderr``."""
+    """Logging off and this process's stderr dropped during a run (a dying kernel makes tornado, zmq and
+    jupyter_client print tracebacks that are not the notebook's error). Yields a kernel manager class whose
+    kernel's stderr (ipykernel's shutdown tracebacks, inherited otherwise) goes to a temporary file, its ``stderr``."""
     from jupyter_client.manager import AsyncKernelManager
 
     class QuietKernelManager(AsyncKernelManager):
@@ -55,9 +53,8 @@ def _quiet_execution():
 
 
 def run_notebook(name: str, output: Path, parameters: Mapping[str, Any]) -> float:
-    """Execute notebooks/<name>.ipynb with papermill into ``output``; seconds taken. A failing
-    cell becomes one MnistLibError line naming the notebook, the cell and the executed copy;
-    nothing else reaches stderr."""
+    """Execute notebooks/<name>.ipynb with papermill into ``output``; seconds taken. A failing cell becomes one
+    MnistLibError line naming the notebook, the cell and the executed copy; nothing else reaches stderr."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -70,7 +67,7 @@ def run_notebook(name: str, output: Path, parameters: Mapping[str, Any]) -> floa
     error = None
     with _quiet_execution() as manager:
         try:
-            papermill.execute_notebook(str(source), str(output), parameters=dict(parameters), kernel_name=KERNEL,
+            papermill.execute_notebook(str(source), str(output), parameters=dict(parameters), kernel_name="python3",
                                        cwd=str(REPO), progress_bar=False, log_output=False,
                                        kernel_manager_class=manager,
                                        extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # no start-up chatter
@@ -126,9 +123,8 @@ class Outputs:
             defaults = runs / "images", runs / "executed", runs / "report"
         else:
             runs = Path(runs or REPO / "runs")
-            defaults = REPO / "images", REPO / "notebooks" / "executed", REPO / "report"
-        given = images, executed, report
-        return cls(runs, *(Path(path) if path else default for path, default in zip(given, defaults)))
+            defaults = REPO / "images", NOTEBOOKS / "executed", REPO / "report"
+        return cls(runs, *(Path(p) if p else default for p, default in zip((images, executed, report), defaults)))
 
 
 def plan_steps(quick: bool, fashion: bool = True) -> list[Step]:
@@ -161,8 +157,7 @@ def _execute(notebook: str, output: str, parameters: dict[str, Any], threads: in
 
 
 def _runs_done(steps: Sequence[Step], outputs: Outputs, best: str | None) -> int:
-    """How many of the plan's runs have finished (their metrics.json is written last); a BEST
-    step's count once its variant is known."""
+    """How many of the plan's runs have finished (metrics.json is written last); a BEST step's once known."""
     from mnist_lib.experiments import run_dir  # imports torch: not at the CLI's start
 
     variants = [(s, best if v == BEST else v) for s in steps for v in s.variants if v != BEST or best]
@@ -181,9 +176,9 @@ def _best_variant(outputs: Outputs) -> str | None:
 
 def run_plan(steps: Sequence[Step], outputs: Outputs, device: str = "auto", data_dir: str | None = None,
              retrain: bool = False, quick: bool = False, workers: int = 2, log=print) -> dict[str, float]:
-    """Execute the plan's steps, ``workers`` notebooks side by side (one torch thread each), each
-    step once every step in its ``after`` has finished, with one progress bar of finished runs (on
-    stdout: stderr is kept for the one `error:` line). Returns each step's seconds."""
+    """Execute the steps, ``workers`` notebooks side by side (one torch thread each), each once its ``after``
+    steps have finished, with a progress bar of finished runs on stdout (stderr keeps the `error:` line). Returns
+    each step's seconds."""
     bar = tqdm(total=sum(s.runs for s in steps), desc="study: runs done", unit="run", dynamic_ncols=True,
                file=sys.stdout)
     timings: dict[str, float] = {}

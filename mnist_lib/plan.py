@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from mnist_lib.config import TrainConfig, variant_config
 from mnist_lib.registry import ABLATION, HEADLINE, LR_SWEEP, VARIANTS
+from mnist_lib.tables import seconds_text
 
 # The verdicts rest on 5 seeds (headline models, ablation, the Fashion-MNIST pair LeNet-5 / LeNet5_Regularized),
 # supporting rows ("2x epochs", the other Fashion-MNIST rows) on 3. Epochs are set by convergence, not by a CPU
@@ -87,7 +88,6 @@ STUDY: list[Step] = [
 # The smoke run CI runs (about a minute and a half on 2 CPU cores): the study's kinds of step on 6,000 images
 # for 3 epochs (enough to learn, so no run counts as failed), one seed (two for the ablation and the sweep, so
 # their statistics have something to compute; one for the shifts-only row, like its headline row).
-QUICK_LIMIT = 6000
 QUICK_VAL = 1000
 QUICK_STEPS = ("lenet5", "custom_mlp", "lenet5_regularized", "ablation_course", "custom_mlp_course", "stability",
                "lenet5_rotation", "lr_0.1", "fashion-mnist_lenet5")
@@ -97,19 +97,17 @@ def _quick(step: Step) -> Step:
     """``step`` as the smoke run runs it."""
     grid = step.notebook == "ablation" and len(step.variants) > 1  # a one-variant step matches its baseline's seed
     return replace(step, variants=step.variants[:2] if grid else step.variants, epochs=3,
-                   seeds=(0, 1) if grid else (0,), limit=QUICK_LIMIT, after=())
+                   seeds=(0, 1) if grid else (0,), limit=6000, after=())
 
 
 QUICK: list[Step] = [_quick(s) for s in STUDY if s.name in QUICK_STEPS]
-NOTEBOOK_SECONDS = 30.0  # the estimate's cost of a notebook besides training: kernel start, imports, figures
 TRAIN_IMAGES = 55_000
 EVAL_IMAGES = 15_000  # validation + test, evaluated after every epoch: a forward pass, about 1/3 of a step
 
 
 def step_config(step: Step, variant: str) -> TrainConfig:
     """The config a step's variant trains with (the best variant's stand-in: LeNet-5)."""
-    overrides = {"epochs": step.epochs, **({"lr": step.lr} if step.lr else {})}
-    return variant_config(variant if variant in VARIANTS else "lenet5", step.recipe, **overrides)
+    return variant_config(variant if variant in VARIANTS else "lenet5", step.recipe, epochs=step.epochs, lr=step.lr)
 
 
 @functools.cache
@@ -144,21 +142,18 @@ def probe_seconds(model: str, batchnorm: bool | None, augment: str | None, batch
 
 def estimate_seconds(step: Step) -> float:
     """Estimated seconds of a step for one worker on this machine (training, evaluation, notebook)."""
-    total = NOTEBOOK_SECONDS
+    total = 30.0  # a notebook's cost besides training: kernel start, imports, figures
+    images = min(step.limit or TRAIN_IMAGES, TRAIN_IMAGES)
     for variant in step.variants:
         c = step_config(step, variant)
         batchnorm = c.batchnorm if c.batchnorm is not None else c.model == "lenet5_regularized"
         per_step = probe_seconds(c.model, batchnorm or None, c.augment_mode if c.augment else None, c.batch_size)
-        images = min(step.limit or TRAIN_IMAGES, TRAIN_IMAGES)
-        per_epoch = per_step * (images / c.batch_size + EVAL_IMAGES / c.batch_size / 3)
-        total += per_epoch * step.epochs * len(step.seeds)
+        total += per_step * (images / c.batch_size + EVAL_IMAGES / c.batch_size / 3) * step.epochs * len(step.seeds)
     return total
 
 
 def describe(plan: list[Step], workers: int = 2) -> str:
     """The plan as a table, with each step's estimated cost (on one worker) and the total."""
-    from mnist_lib.tables import seconds_text
-
     lines = [f"{'step':<36} {'dataset':<14} {'recipe':<7} {'epochs':>6} {'seeds':>5} {'train':>7} {'runs':>4} "
              f"{'est.':>9}"]
     for s in plan:

@@ -5,7 +5,6 @@ saves it as a PNG when given a path (folders are created) and returns the matplo
 from __future__ import annotations
 
 import math
-import statistics
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -14,9 +13,9 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
+from mnist_lib import stats
 from mnist_lib.files import ensure_writable_dir
 
-DPI = 120
 SPLITS = {"train": ("train", "tab:blue", "-"), "val": ("validation", "tab:green", "--"),
           "test": ("test", "tab:red", "-")}  # split -> (label, colour, line style)
 
@@ -25,7 +24,7 @@ def save(fig: plt.Figure, path: str | Path | None) -> plt.Figure:
     """Write ``fig`` as a PNG (creating the folder) when ``path`` is given; return it."""
     if path is not None:
         ensure_writable_dir(Path(path).parent, "figure folder")
-        fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
+        fig.savefig(path, dpi=120, bbox_inches="tight", facecolor="white")
     return fig
 
 
@@ -78,9 +77,8 @@ def full_result_figure(histories: Mapping[str, Sequence[Sequence[Mapping[str, An
     fig, axes = plt.subplots(1, n, figsize=(2.4 * n + 0.4, 2.9), squeeze=False)
     for ax, (label, runs) in zip(axes[0], histories.items()):
         low_y = 100.0
-        for key, name, color in (("train_acc", "train", "C0"), ("val_acc", "validation", "C2"),
-                                 ("test_acc", "test", "C3")):
-            mean = _band_line(ax, runs, key, color, 0.15, linewidth=1.4, label=name)
+        for split, (name, color, _) in SPLITS.items():
+            mean = _band_line(ax, runs, f"{split}_acc", color, 0.15, linewidth=1.4, label=name)
             low_y = min(low_y, float(np.nanmin(mean[1:] if len(mean) > 1 else mean)))
         ax.set_ylim(max(low_y - 0.3, 0), 100.05)
         ax.set_title(label, fontsize=10)
@@ -135,10 +133,9 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], path: str |
 
     matrix = np.asarray(matrix)
     per_class = 100 * np.diag(matrix) / np.maximum(matrix.sum(1), 1)
-    off = matrix.astype(float)
-    np.fill_diagonal(off, np.nan)
     fig, ax = plt.subplots(figsize=(7.5, 6.2))
-    sns.heatmap(off, annot=matrix, fmt="d", cmap="Reds", cbar_kws={"label": "errors (off-diagonal)"},
+    sns.heatmap(matrix, mask=np.eye(len(matrix), dtype=bool), annot=True, fmt="d", cmap="Reds",
+                cbar_kws={"label": "errors (off-diagonal)"},
                 linewidths=0.4, linecolor="#eeeeee", ax=ax, annot_kws={"fontsize": 7.5},
                 xticklabels=class_names, yticklabels=[f"{c} ({a:.1f}%)" for c, a in zip(class_names, per_class)])
     for i in range(len(matrix)):  # the diagonal, grey
@@ -181,13 +178,11 @@ def misclassified_figure(images: torch.Tensor, labels: torch.Tensor, predictions
 
 
 def mean_std_figure(rows: Sequence[Mapping[str, Any]], path: str | Path | None = None, title: str = "",
-                    group_key: str = "recipe", xlabel: str = "test accuracy (%)",
-                    failed_below: float = 50.0) -> plt.Figure:
-    """Mean ± std per row (dicts with ``label``, ``values`` (per seed) and ``group_key``),
+                    group_key: str = "recipe") -> plt.Figure:
+    """Test accuracy, mean ± std per row (dicts with ``label``, ``values`` (per seed) and ``group_key``),
     one marker colour per group, the seeds as dots: the ablation and dataset charts."""
     labels = list(dict.fromkeys(r["label"] for r in rows))
     groups = list(dict.fromkeys(r[group_key] for r in rows))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     fig, ax = plt.subplots(figsize=(6.8, 0.42 * len(labels) * max(1, len(groups) * 0.7) + 1.2))
     height = 0.7 / max(len(groups), 1)
 
@@ -195,25 +190,24 @@ def mean_std_figure(rows: Sequence[Mapping[str, Any]], path: str | Path | None =
         return labels.index(row["label"]) + (groups.index(row[group_key]) - (len(groups) - 1) / 2) * height
 
     for g, group in enumerate(groups):
-        color = colors[g % len(colors)]
+        color = f"C{g}"  # the colour cycle's g-th (it wraps around)
         for k, r in enumerate(r for r in rows if r[group_key] == group):
             y, values = y_of(r), list(r["values"])
-            mean = statistics.fmean(values)
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            ax.errorbar(mean, y, xerr=std, fmt="o", color=color, capsize=4, label=None if k else str(group))
+            mean, std = stats.mean_std(values)
+            ax.errorbar(mean, y, xerr=std or 0.0, fmt="o", color=color, capsize=4, label=None if k else str(group))
             ax.scatter(values, [y] * len(values), s=12, color=color, alpha=0.45, zorder=3)
             ax.annotate(f"{mean:.2f}", (mean, y), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=9)
     ax.invert_yaxis()
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel("test accuracy (%)")
     ax.grid(axis="x", alpha=0.3)
     ax.margins(x=0.12)
     low, high = ax.get_xlim()
     ax.set_xlim(max(low, 0.0), min(high, 100.5))  # accuracies: a wide error bar is cut at the scale's ends
     # A run that did not learn (near chance) would squash every real difference into one pixel:
     # scale to the runs that learned and say in words what lies off the left edge.
-    learned = [v for r in rows for v in r["values"] if v >= failed_below]
-    failed = [(r, v) for r in rows for v in r["values"] if v < failed_below]
+    learned = [v for r in rows for v in r["values"] if v >= stats.FAILED_BELOW]
+    failed = [(r, v) for r in rows for v in r["values"] if v < stats.FAILED_BELOW]
     if failed and learned:
         spread = max(learned) - min(learned) + 0.4
         left = min(learned) - 0.25 * spread

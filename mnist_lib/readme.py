@@ -14,10 +14,9 @@ from mnist_lib.bench import format_summary
 from mnist_lib.errors import MnistLibError
 from mnist_lib.files import read_json, write_atomic_text
 from mnist_lib.models import build_model, count_parameters
+from mnist_lib.pipeline import REPO
 from mnist_lib.registry import HEADLINE, MODELS
 from mnist_lib.tables import comparisons_frame, markdown_table, results_frame, seconds_text, targets_frame
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def readme_results(summary: Mapping[str, Any]) -> str:

@@ -1,6 +1,5 @@
-"""The one list of names: the writeup's three models, the study's variants, their display names
-and the groups the plan, the tables, the notebooks and the report read. Adding a variant touches
-this file and tests/test_registry.py. No torch here: the config and the CLI import it."""
+"""The one list of names: the writeup's three models, the study's variants, their display names and the
+groups the plan, the tables, the notebooks and the report read. No torch here: the config and the CLI import it."""
 
 from __future__ import annotations
 
@@ -46,7 +45,6 @@ VARIANTS: dict[str, Variant] = {
 HEADLINE = tuple(MODELS)  # the writeup's three, each with its own notebook and figures
 BEST_CANDIDATES = ("lenet5", "lenet5_regularized", "lenet5_batchnorm", "custom_mlp")  # chosen on validation
 ABLATION = tuple(name for name in VARIANTS if name.startswith("ablation_"))  # the first is the baseline
-ROTATION_ROWS = {"lenet5_rotation": "lenet5"}  # row: the headline row it is compared with
 LR_SWEEP = ("ablation_none", "ablation_batchnorm")  # "BatchNorm enables higher learning rates"
 
 DEFAULT_RECIPE = "tuned"  # a summary row under another recipe is keyed "<variant>@<recipe>"

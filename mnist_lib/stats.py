@@ -9,7 +9,6 @@ from typing import Any, Sequence
 
 FAILED_BELOW = 50.0  # test accuracy (%) under which a run did not learn (chance is 10%)
 ALPHA = 0.05
-VERDICTS = ("helps", "hurts", "no evidence either way")
 
 
 def failed(test_acc: Sequence[float | None]) -> list[bool]:
@@ -17,9 +16,9 @@ def failed(test_acc: Sequence[float | None]) -> list[bool]:
     return [a is None or a < FAILED_BELOW for a in test_acc]
 
 
-def learned(values: Sequence[float], test_acc: Sequence[float]) -> list[float]:
-    """``values`` of the runs that learned (same order as ``test_acc``)."""
-    return [v for v, bad in zip(values, failed(test_acc)) if not bad]
+def learned(values: Sequence[float | None], test_acc: Sequence[float | None]) -> list[float]:
+    """``values`` of the runs that learned (same order as ``test_acc``), a missing value (None) left out."""
+    return [v for v, bad in zip(values, failed(test_acc)) if not bad and v is not None]
 
 
 def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
@@ -48,8 +47,8 @@ def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
 def verdict(test: dict[str, Any], alpha: float = ALPHA) -> str:
     """helps / hurts when the difference is significant at ``alpha``; otherwise no evidence."""
     if test["p"] is None or math.isnan(test["p"]) or test["p"] >= alpha:
-        return VERDICTS[2]
-    return VERDICTS[0] if test["diff"] > 0 else VERDICTS[1]
+        return "no evidence either way"
+    return "helps" if test["diff"] > 0 else "hurts"
 
 
 def compare_rows(row: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:

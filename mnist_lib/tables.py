@@ -91,13 +91,11 @@ def results_frame(summary: Mapping[str, Any], dataset: str = "mnist", keys: Iter
     rows = []
     for key in [k for k in (keys or ordered_keys(entries)) if k in entries]:
         e = entries[key]
-        ok = [not f for f in stats.failed(e["test_acc"])]
-        pick = lambda values: [v for v, good in zip(values, ok) if good and v is not None]  # noqa: E731
         rows.append({"model": f"best: {row_name(e)}" if key == "best_variant" else row_name(e),
                      "recipe": e["recipe"], "params": f"{e['params']:,}", "epochs": str(e["epochs"]),
                      "seeds": str(len(e["test_acc"])) + (f" ({e['failed']} failed)" if e["failed"] else ""),
-                     "val acc (%)": pm_values(pick(e["val_acc"])), "test acc (%)": fmt_row(e),
-                     "train acc (%)": pm_values(pick(e["train_eval_acc"])),
+                     "val acc (%)": pm_values(stats.learned(e["val_acc"], e["test_acc"])), "test acc (%)": fmt_row(e),
+                     "train acc (%)": pm_values(stats.learned(e["train_eval_acc"], e["test_acc"])),
                      "gap": "-" if e["gap_mean"] is None else f"{e['gap_mean']:+.2f}"})
     return pd.DataFrame(rows)
 
@@ -208,16 +206,13 @@ def ablation_frame(summary: Mapping[str, Any], variants: Sequence[str], recipe: 
                          for v, e in present.items()])
 
 
-def comparisons_frame(summary: Mapping[str, Any], recipe: str | None = None, dataset: str | None = None,
-                      rows: Sequence[str] | None = None):
-    """The saved comparisons (summary["comparisons"]) as a table; ``rows``: only those of these row variants."""
+def comparisons_frame(summary: Mapping[str, Any]):
+    """The saved comparisons (summary["comparisons"]) as a table."""
     return pd.DataFrame([{"dataset": DATASET_LABELS[c["dataset"]], "recipe": c["recipe"], "row": c["label"],
                           "baseline": c["baseline_label"], "difference [95% CI]": fmt_diff(c), "p": fmt_p(c["p"]),
                           "verdict": c["verdict"], "gap (row / baseline)": "-" if None in (c["gap"], c["baseline_gap"])
                           else f"{c['gap']:+.2f} / {c['baseline_gap']:+.2f}"}
-                         for c in summary.get("comparisons", [])
-                         if (recipe is None or c["recipe"] == recipe) and (dataset is None or c["dataset"] == dataset)
-                         and (rows is None or c["row"] in rows)])
+                         for c in summary.get("comparisons", [])])
 
 
 def histories(runs_dir: str | Path, dataset: str, recipe: str, variant: str,

@@ -114,6 +114,20 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
                            nesterov=config.nesterov, weight_decay=config.weight_decay, fused=fused)
 
 
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a batch, the engine's (and the benchmark's floor's): (logits, loss)."""
+    logits = model(x)
+    loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip is not None:
+        # foreach: one fused norm over all gradients; no host sync (the norm stays a tensor)
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip, foreach=True)
+    optimizer.step()
+    return logits, loss
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
     """Stepped once per batch. onecycle: warm up to lr, then anneal (Smith & Topin, 2019)."""
     total = config.epochs * steps_per_epoch
@@ -125,16 +139,20 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A training checkpoint, loaded safely (tensors and plain data only)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MnistLibError(f"{path} does not exist: nothing to resume (start the run without --resume)")
+def _torch_load(path: str | Path, what: str, if_missing: str) -> Any:
+    """A torch file, loaded safely (tensors and plain data only); a missing or unreadable one is a one-line error."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise MnistLibError(f"{path} does not exist: {if_missing}") from None
     except Exception as exc:
-        raise MnistLibError(f"{path} is not a readable checkpoint ({type(exc).__name__}): "
-                            f"delete it and start the run again") from None
+        raise MnistLibError(f"{path} is not a readable {what} ({type(exc).__name__}): "
+                            f"delete it and train again") from None
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A training checkpoint (`_Run.state`)."""
+    checkpoint = _torch_load(path, "checkpoint", "nothing to resume (start the run without --resume)")
     if not isinstance(checkpoint, dict) or "model_state" not in checkpoint or "config" not in checkpoint:
         raise MnistLibError(f"{path} is not an mnist_lib training checkpoint")
     return checkpoint
@@ -143,12 +161,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_model(path: str | Path, config: TrainConfig) -> nn.Module:
     """A model of ``config``'s architecture with the weights of a saved `model.pt` (a state_dict)."""
     model = build_model(config.model, config.batchnorm, config.dropout)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise MnistLibError(f"{path} does not exist: train the model first") from None
-    except Exception as exc:
-        raise MnistLibError(f"{path} is not a readable model file ({type(exc).__name__})") from None
+    state = _torch_load(path, "model file", "train the model first")
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
@@ -280,14 +293,7 @@ def _train_epoch(run: _Run, config: TrainConfig, data: DataSplits, bar) -> dict[
             x = shift_batch(x, round(config.augment_shift), background, run.augment)
         elif config.augment:
             x = augment_batch(x, config.augment_degrees, config.augment_shift, background, run.augment)
-        logits = run.model(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip is not None:
-            # foreach: one fused norm over all gradients; no host sync (the norm stays a tensor)
-            nn.utils.clip_grad_norm_(run.model.parameters(), config.grad_clip, foreach=True)
-        run.optimizer.step()
+        logits, loss = train_step(run.model, run.optimizer, x, y, config)
         run.scheduler.step()
         losses[step] = loss.detach() * len(y)
         correct += (logits.detach().argmax(1) == y).sum()

@@ -53,8 +53,8 @@ from mnist_lib.experiments import read_summary
 from mnist_lib.config import TrainConfig
 from mnist_lib.files import read_json
 from mnist_lib.models import build_model, count_parameters
-from mnist_lib.notebook import check_report_parameters, dataset_rows, full_result_histories
-from mnist_lib.paper import NA, Numbering, best, comparison, diff_text, num, pm, row
+from mnist_lib.notebook import ablation_rows, check_report_parameters, dataset_rows, full_result_histories
+from mnist_lib.paper import NA, Numbering, comparison, diff_text, num, pm, row
 from mnist_lib.registry import ABLATION, MODELS
 
 runs_dir, images_dir, summary_path = check_report_parameters(runs_dir, images_dir, summary_path)
@@ -95,9 +95,9 @@ neither BatchNorm nor Dropout improves test accuracy measurably: a 62,000-parame
 MNIST's training images only about {num(lenet["gap_mean"] if lenet else None, 1)} points better than the test images,
 which leaves them almost nothing to close.
 """)
-claim.require(usable.get("ablation_batchnorm") is not None and usable.get("ablation_none") is not None
+claim(usable.get("ablation_batchnorm") is not None and usable.get("ablation_none") is not None
       and usable["ablation_batchnorm"] > usable["ablation_none"], "abstract: BatchNorm trains at higher rates")
-claim.require(paper.verdict_of(tuned_reg) != paper.HOLDS and paper.verdict_of(course_bd, p_key="p_holm") != paper.HOLDS,
+claim(paper.verdict_of(tuned_reg) != paper.HOLDS and paper.verdict_of(course_bd, p_key="p_holm") != paper.HOLDS,
       "abstract: neither improves test accuracy measurably")
 
 # %% [markdown]
@@ -184,7 +184,7 @@ keys = ["lenet5", "custom_mlp", "lenet5_regularized", "lenet5_batchnorm"]
 tab.table("results", tables.results_frame(S, "mnist", keys).drop(columns="recipe", errors="ignore"), "MNIST, tuned recipe: the kept models' validation and test "
           "accuracy and their accuracy on the clean training images (mean ± std over seeds); *gap*: training minus "
           "test accuracy, in points.")
-B = best(S)
+B = row(S, "best_variant")
 say(f"""
 LeNet-5 reaches {pm(S, "lenet5")}% test accuracy ({tab.ref("results")}), a test error of
 {num(100 - lenet["mean"] if lenet else None)}%; LeCun et al. (1998) report 0.95% for LeNet-5, and 0.8% with
@@ -194,8 +194,8 @@ accuracy is {tables.row_name(B) if B else NA}, at {pm(S, "best_variant")}% test 
 on shifted images and, for LeNet5_Regularized, with Dropout on, so it lies below the validation
 curve; the clean training accuracy of the kept model, in {tab.ref("results")}, is the fair one.
 """)
-claim.require(paper.verdict_of(lenet_mlp) == paper.HOLDS, "Section 3.2: LeNet-5 beats CustomMLP")
-claim.require(mlp is not None and mlp_c is not None and mlp["mean"] > mlp_c["mean"], "Section 3.4: the tuned recipe adds to the MLP")
+claim(paper.verdict_of(lenet_mlp) == paper.HOLDS, "Section 3.2: LeNet-5 beats CustomMLP")
+claim(mlp is not None and mlp_c is not None and mlp["mean"] > mlp_c["mean"], "Section 3.4: the tuned recipe adds to the MLP")
 fig.show_figure("full", plots.full_result_figure(full_result_histories(S, runs_dir, "mnist"), images_dir / "full_result.png"),
                 "Accuracy per epoch under the tuned recipe, each model on its own epochs: training (running, on "
                 "augmented images), validation and test; mean over seeds, band: range over seeds.")
@@ -247,7 +247,7 @@ tab.table("epochs", paper.epochs_frame(S), f"Course recipe: the epochs each run 
           f"reaches {thr}% (linear between the evaluations after each epoch), mean ± std over the runs that reach it, "
           "against plain LeNet-5 (*none*).")
 e_mean = lambda v: num(epochs_to[v]["mean"] if v in epochs_to else None, 1)  # noqa: E731
-claim.require(paper.verdict_of(bn_epochs, -1) == paper.HOLDS, "Section 4.1: BatchNorm converges in fewer epochs")
+claim(paper.verdict_of(bn_epochs, -1) == paper.HOLDS, "Section 4.1: BatchNorm converges in fewer epochs")
 say(f"""
 Plain LeNet-5 needs {e_mean("ablation_none")} epochs on average to reach {thr}% validation accuracy,
 LeNet-5 with BatchNorm {e_mean("ablation_batchnorm")} ({tab.ref("epochs")}): BatchNorm converges sooner, by
@@ -268,8 +268,8 @@ fig.show_figure("lr", plots.lr_sweep_figure(lr_values, images_dir / "lr_sweep.pn
 tab.table("lr", paper.lr_frame(S), "The learning-rate sweep (test accuracy, failed runs counted), and BatchNorm "
           "minus none at each rate.")
 u_none, u_bn = usable.get("ablation_none"), usable.get("ablation_batchnorm")
-claim.require(u_none is not None and u_none < max(plan.LR_SWEEP_LRS), "Section 4.2: plain LeNet-5 degrades at the top rates")
-claim.require(u_none is not None and u_bn is not None and u_bn > u_none, "Section 4.2: BatchNorm is usable at higher rates")
+claim(u_none is not None and u_none < max(plan.LR_SWEEP_LRS), "Section 4.2: plain LeNet-5 degrades at the top rates")
+claim(u_none is not None and u_bn is not None and u_bn > u_none, "Section 4.2: BatchNorm is usable at higher rates")
 say(f"""
 {fig.ref("lr")} and {tab.ref("lr")} train both networks for {plan.LR_SWEEP_EPOCHS} epochs at
 {len(plan.LR_SWEEP_LRS)} constant learning rates. We call a rate usable when no run fails and the mean
@@ -299,15 +299,15 @@ With {len(none_c["test_acc"]) if none_c else NA} seeds per row the confidence in
 {num(sum(c["ci95"][1] - c["ci95"][0] for c in course_cs if c.get("ci95")) / max(len(course_cs), 1))} points wide, so an effect of a
 tenth of a point cannot be told from noise. {fig.ref("ablation")} shows every seed.
 """)
-claim.require(paper.verdict_of(course_bd, p_key="p_holm") == paper.UNSUPPORTED, "Section 4.3: BatchNorm + Dropout not supported")
-fig.show_figure("ablation", plots.mean_std_figure(paper.ablation_rows(S), images_dir / "ablation.png",
-                                                   title=""),
+claim(paper.verdict_of(course_bd, p_key="p_holm") == paper.UNSUPPORTED, "Section 4.3: BatchNorm + Dropout not supported")
+course_rows = [dict(r, recipe="") for r in ablation_rows(S, ABLATION, ["course"])]  # one recipe: no legend
+fig.show_figure("ablation", plots.mean_std_figure(course_rows, images_dir / "ablation.png", title=""),
                 "The course-recipe ablation: test accuracy per regularizer, mean ± std; dots are single seeds.")
 say(f"""
 Under our tuned recipe, which already regularizes with weight decay and shifted images, adding
 BatchNorm and Dropout changes LeNet-5's test accuracy by {diff_text(tuned_reg)}.
 """)
-claim.require(paper.verdict_of(tuned_reg) == paper.UNSUPPORTED, "Section 4.3: tuned BatchNorm + Dropout not supported")
+claim(paper.verdict_of(tuned_reg) == paper.UNSUPPORTED, "Section 4.3: tuned BatchNorm + Dropout not supported")
 
 # %% [markdown]
 # # 5 What the networks learned
@@ -332,7 +332,7 @@ training shifts, LeNet-5 keeps {paper.at(shifts, "LeNet-5", 2)}% and CustomMLP
 {paper.at(shifts, "CustomMLP", 2)}%; at four pixels, beyond it, {paper.at(shifts, "LeNet-5", 4)}% and
 {paper.at(shifts, "CustomMLP", 4)}%. The MLP learned each position separately and degrades faster.
 """)
-claim.require(not shifts.empty and shifts.loc["LeNet-5", 4] - shifts.loc["CustomMLP", 4] > 5,
+claim(not shifts.empty and shifts.loc["LeNet-5", 4] - shifts.loc["CustomMLP", 4] > 5,
       "Section 5: the MLP degrades faster under shifts")
 if not shifts.empty:
     fig.show_figure("shift", analysis.shift_figure(shifts, images_dir / "shift_robustness.png"),
@@ -346,12 +346,12 @@ tab.table("fashion", tables.results_frame(S, "fashion-mnist", MODELS).drop(colum
           "Fashion-MNIST, tuned recipe: validation, test and clean training accuracy of the kept models.")
 f_lenet, f_reg = row(S, "lenet5", "fashion-mnist"), row(S, "lenet5_regularized", "fashion-mnist")
 f_conv = [c for c in conv if c["dataset"] == "fashion-mnist"]
-fb = best(S, "fashion-mnist")
+fb = row(S, "best_variant", "fashion-mnist")
 clean = lambda e: stats.mean_std([a for a in e["train_eval_acc"] if a is not None])[0] if e else None  # noqa: E731
-claim.require(f_lenet is not None and lenet is not None and f_lenet["gap_mean"] > 2 * lenet["gap_mean"],
+claim(f_lenet is not None and lenet is not None and f_lenet["gap_mean"] > 2 * lenet["gap_mean"],
       "Section 6: Fashion-MNIST's gap several times MNIST's")
-claim.require(paper.verdict_of(fashion_reg) == paper.FAILS, "Section 6: BatchNorm + Dropout hurt on Fashion-MNIST")
-claim.require(f_reg is not None and f_lenet is not None and clean(f_reg) < clean(f_lenet),
+claim(paper.verdict_of(fashion_reg) == paper.FAILS, "Section 6: BatchNorm + Dropout hurt on Fashion-MNIST")
+claim(f_reg is not None and f_lenet is not None and clean(f_reg) < clean(f_lenet),
       "Section 6: regularization lowers Fashion-MNIST's training accuracy")
 say(f"""
 On Fashion-MNIST ({tab.ref("fashion")}) LeNet-5 reaches {pm(S, "lenet5", "fashion-mnist")}% and
@@ -373,8 +373,8 @@ if dataset_rows(S):  # a study without Fashion-MNIST has no such figure
 # %%
 f_lenet2, f_reg2 = row(S, "lenet5", "fashion-mnist", "2x"), row(S, "lenet5_regularized", "fashion-mnist", "2x")
 f_2x = stats.compare_rows(f_reg2, f_lenet2) if f_lenet2 and f_reg2 else None
-claim.require(lenet is not None and clean(lenet) < 99.9, "Section 7: LeNet-5's clean training accuracy below 100%")
-claim.require(f_lenet is not None and clean(f_lenet) < 97, "Section 7: LeNet-5 underfits Fashion-MNIST")
+claim(lenet is not None and clean(lenet) < 99.9, "Section 7: LeNet-5's clean training accuracy below 100%")
+claim(f_lenet is not None and clean(f_lenet) < 97, "Section 7: LeNet-5 underfits Fashion-MNIST")
 say(f"""
 A gap between training and test accuracy can close in two ways: the test accuracy rises, or the
 training accuracy falls. A regularizer can only do the first where a network memorizes its
@@ -393,7 +393,7 @@ Twice the epochs on Fashion-MNIST ({len(f_lenet2["test_acc"])} seeds, so weaker 
 between them to {diff_text(f_2x)}: longer training fits both networks more closely without changing
 which one is ahead.
 """)
-    claim.require(f_2x["diff"] is not None and (f_2x["diff"] < 0) == (fashion_reg["diff"] is not None and fashion_reg["diff"] < 0),
+    claim(f_2x["diff"] is not None and (f_2x["diff"] < 0) == (fashion_reg["diff"] is not None and fashion_reg["diff"] < 0),
           "Section 7: the 2x Fashion-MNIST comparison keeps its sign")
 say("""
 BatchNorm's other claims hold as claims about optimization: it converges in fewer epochs and

@@ -16,14 +16,14 @@ def test_a_broken_premise_stops_a_full_render_and_names_the_sentence():
     claims = paper.Claims(strict=True)
     assert claims(True, "Section 9: fine") is True
     with pytest.raises(MnistLibError, match="Section 4.1: BatchNorm converges.*rewrite that sentence"):
-        claims.require(False, "Section 4.1: BatchNorm converges in fewer epochs")
+        claims(False, "Section 4.1: BatchNorm converges in fewer epochs")
 
 
 def test_a_quick_render_lists_broken_premises_and_goes_on():
     claims = paper.Claims(strict=False)
     assert claims(False, "abstract: a") is False
-    claims.require(True, "Section 2: b")
-    claims.require(False, "Section 3: c")
+    claims(True, "Section 2: b")
+    claims(False, "Section 3: c")
     assert claims.broken == ["abstract: a", "Section 3: c"]
 
 

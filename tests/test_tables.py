@@ -47,15 +47,15 @@ def test_ablation_frame_gives_the_difference_interval_and_verdict(summary):
     assert frame["Holm p"][1] == "< 0.001"  # one row tested against the baseline: Holm changes nothing
 
 
-def test_comparisons_frame_selects_by_recipe_and_row(summary):
-    tuned = tables.comparisons_frame(summary, recipe="tuned", dataset="mnist")
-    assert set(tuned["dataset"]) == {"MNIST"}  # named as the report names it
+def test_comparisons_frame_names_rows_and_gives_verdicts(summary):
+    frame = tables.comparisons_frame(summary)
+    assert set(frame["dataset"]) == {"MNIST"}  # named as the report names it
     rotation = label("lenet5_rotation")  # the display name, never the code name
     assert rotation != "lenet5_rotation" and rotation.startswith("LeNet-5")
+    tuned = frame[frame["recipe"] == "tuned"]
     assert set(zip(tuned["row"], tuned["baseline"])) == {("LeNet-5", "none"), (rotation, "LeNet-5"), ("LeNet-5", "CustomMLP")}
-    rotations = tables.comparisons_frame(summary, recipe="tuned", rows=["lenet5_rotation"])
-    assert list(rotations["row"]) == [rotation] and rotations["verdict"][0] == "no evidence either way"
-    assert list(tables.comparisons_frame(summary, recipe="course")["verdict"]) == ["helps"]
+    assert list(tuned[tuned["row"] == rotation]["verdict"]) == ["no evidence either way"]
+    assert list(frame[frame["recipe"] == "course"]["verdict"]) == ["helps"]
 
 
 def test_markdown_table_widths_and_escapes():
