@@ -12,7 +12,7 @@ import torch
 from mnist_lib import stats
 from mnist_lib.analysis import run_record
 from mnist_lib.config import DATASETS, PRESETS, TrainConfig, variant_config
-from mnist_lib.data import DataSplits, load_data
+from mnist_lib.data import DataSplits, load_config_data
 from mnist_lib.errors import Diverged, MnistLibError
 from mnist_lib.files import read_json, write_json
 from mnist_lib.registry import (ABLATION, BEST_CANDIDATES, DEFAULT_RECIPE, HEADLINE, LR_SWEEP, VARIANTS, label,
@@ -77,8 +77,7 @@ def run_seeds(variant: str, seeds: Iterable[int], runs: str | Path = "runs", rec
             print(f"{label}: training again: {why}")
         resume = not retrain and _resumable(out, seeded, label)
         if data is None:
-            data = load_data(config.dataset, config.data_dir, config.data_format, config.val_size,
-                             config.limit, config.download)
+            data = load_config_data(config)
         shifts = variant in HEADLINE and seeded.dataset == "mnist"  # the report's shift-robustness rows
         try:
             results.append(train(seeded, out, data=data, resume=resume, overwrite=not resume,

@@ -115,11 +115,10 @@ def probe_seconds(model: str, batchnorm: bool | None, augment: str | None, batch
     """Seconds of one training step (the engine's model, optimizer and augmentation on a random batch) on one torch
     thread, the median of ``steps``: hosts of one kind differ twofold, so the estimate is measured where printed."""
     import torch
-    import torch.nn.functional as F
 
     from mnist_lib.data import augment_batch, shift_batch
     from mnist_lib.models import build_model
-    from mnist_lib.train import apply_memory_format, make_optimizer
+    from mnist_lib.train import apply_memory_format, make_optimizer, train_step
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -131,10 +130,7 @@ def probe_seconds(model: str, batchnorm: bool | None, augment: str | None, batch
     for _ in range(steps + 2):  # two warm-up steps
         start = time.perf_counter()
         batch = shift_batch(x, 2, -0.42) if augment == "shift" else augment_batch(x, 10.0, 2.0, -0.42) if augment else x
-        loss = F.cross_entropy(net(batch), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        train_step(net, optimizer, batch, y, config)
         times.append(time.perf_counter() - start)
     torch.set_num_threads(threads)
     return statistics.median(times[2:])

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mnist_lib.config import TrainConfig
-from mnist_lib.data import DataSplits, Split, augment_batch, batches, load_data, shift_batch
+from mnist_lib.data import DataSplits, Split, augment_batch, batches, load_config_data, shift_batch
 from mnist_lib.errors import Diverged, MnistLibError
 from mnist_lib.files import ensure_writable_dir, read_json, write_json, write_torch
 from mnist_lib.models import build_model, count_parameters
@@ -348,10 +348,7 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
     device = select_device(config.device)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    if data is None:
-        data = load_data(config.dataset, config.data_dir, config.data_format, config.val_size,
-                         config.limit, config.download)
-    data = data.to(device)
+    data = (data if data is not None else load_config_data(config)).to(device)
     run = _Run.start(config, data, device)
     if checkpoint is not None:
         run.restore(checkpoint)

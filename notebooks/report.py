@@ -23,8 +23,10 @@
 
 # %% tags=["parameters"]
 # This notebook reads saved results only (report/summary.json and the runs' metrics.json); it never trains.
-runs_dir, images_dir = "runs", "images"  # relative to the working directory
-summary_path, bench_path = "report/summary.json", "report/bench.json"
+runs_dir = "runs"  # relative to the working directory
+images_dir = "images"
+summary_path = "report/summary.json"
+bench_path = "report/bench.json"
 data_dir = None  # MNIST for the gallery of errors (None: $MNIST_DATA_DIR, else ./data)
 strict = True  # a broken premise stops the render; the quick run lists them at the top instead
 REPO_URL = ""  # Colab: a pip-installable URL of your copy of the repository (see the README)
@@ -82,6 +84,10 @@ usable = {v: paper.usable_lr(by_lr) for v, by_lr in lr_by.items()}
 # # Abstract
 
 # %%
+claim(usable.get("ablation_batchnorm") is not None and usable.get("ablation_none") is not None
+      and usable["ablation_batchnorm"] > usable["ablation_none"], "abstract: BatchNorm trains at higher rates")
+claim(paper.verdict_of(tuned_reg) != paper.HOLDS and paper.verdict_of(course_bd, p_key="p_holm") != paper.HOLDS,
+      "abstract: neither improves test accuracy measurably")
 say(f"""
 The course writeup builds LeNet-5 and a multilayer perceptron of the same size (CustomMLP) for
 MNIST, reports test accuracies above 98% and of 95%, and adds Batch Normalization and Dropout to
@@ -95,10 +101,6 @@ neither BatchNorm nor Dropout improves test accuracy measurably: a 62,000-parame
 MNIST's training images only about {num(lenet["gap_mean"] if lenet else None, 1)} points better than the test images,
 which leaves them almost nothing to close.
 """)
-claim(usable.get("ablation_batchnorm") is not None and usable.get("ablation_none") is not None
-      and usable["ablation_batchnorm"] > usable["ablation_none"], "abstract: BatchNorm trains at higher rates")
-claim(paper.verdict_of(tuned_reg) != paper.HOLDS and paper.verdict_of(course_bd, p_key="p_holm") != paper.HOLDS,
-      "abstract: neither improves test accuracy measurably")
 
 # %% [markdown]
 # # 1 The assignment, answered
@@ -181,9 +183,6 @@ fig.show_figure("lenet5", architecture_figure(build_model("lenet5"), images_dir 
 
 # %%
 keys = ["lenet5", "custom_mlp", "lenet5_regularized", "lenet5_batchnorm"]
-tab.table("results", tables.results_frame(S, "mnist", keys).drop(columns="recipe", errors="ignore"), "MNIST, tuned recipe: the kept models' validation and test "
-          "accuracy and their accuracy on the clean training images (mean ± std over seeds); *gap*: training minus "
-          "test accuracy, in points.")
 B = row(S, "best_variant")
 say(f"""
 LeNet-5 reaches {pm(S, "lenet5")}% test accuracy ({tab.ref("results")}), a test error of
@@ -196,6 +195,9 @@ curve; the clean training accuracy of the kept model, in {tab.ref("results")}, i
 """)
 claim(paper.verdict_of(lenet_mlp) == paper.HOLDS, "Section 3.2: LeNet-5 beats CustomMLP")
 claim(mlp is not None and mlp_c is not None and mlp["mean"] > mlp_c["mean"], "Section 3.4: the tuned recipe adds to the MLP")
+tab.table("results", tables.results_frame(S, "mnist", keys).drop(columns="recipe", errors="ignore"), "MNIST, tuned recipe: the kept models' validation and test "
+          "accuracy and their accuracy on the clean training images (mean ± std over seeds); *gap*: training minus "
+          "test accuracy, in points.")
 fig.show_figure("full", plots.full_result_figure(full_result_histories(S, runs_dir, "mnist"), images_dir / "full_result.png"),
                 "Accuracy per epoch under the tuned recipe, each model on its own epochs: training (running, on "
                 "augmented images), validation and test; mean over seeds, band: range over seeds.")
@@ -206,15 +208,15 @@ fig.show_figure("full", plots.full_result_figure(full_result_histories(S, runs_d
 # %%
 conv = S.get("convergence", [])
 mlp_2x = next((c for c in conv if c["dataset"] == "mnist" and c["variant"] == "custom_mlp"), None)
-tab.table("convergence", paper.convergence_frame(S), f"Twice the epochs ({len(plan.SEEDS3)} seeds): mean validation accuracy at "
-          "the study's epochs and at twice as many; converged when the gain is at most one seed standard deviation. "
-          "Test accuracy for reference.")
 unconverged = [f"{c['label']} on {tables.DATASET_LABELS[c['dataset']]}" for c in conv if not c["converged"]]
 say(f"""
 {tab.ref("convergence")} repeats each model with twice the epochs. {"All pass the check." if not unconverged else
 "The check fails for " + ", ".join(unconverged) + "."}
 {"" if not mlp_2x else f"CustomMLP gains {num(mlp_2x['test_gain'], sign=True)} points of test accuracy at {mlp_2x['epochs_2x']} epochs, which would narrow its gap to LeNet-5 to about {num(lenet['mean'] - mlp_2x['mean_2x'] if lenet else None)} points: part of the MLP's deficit is training time, most of it is not."}
 """)
+tab.table("convergence", paper.convergence_frame(S), f"Twice the epochs ({len(plan.SEEDS3)} seeds): mean validation accuracy at "
+          "the study's epochs and at twice as many; converged when the gain is at most one seed standard deviation. "
+          "Test accuracy for reference.")
 
 # %% [markdown]
 # ## 3.4 Where the writeup's 95% comes from
@@ -243,9 +245,6 @@ recipe adds {num(mlp["mean"] - mlp_c["mean"] if mlp and mlp_c else None)} points
 # %%
 from mnist_lib.experiments import EPOCHS_TO_VAL as thr
 
-tab.table("epochs", paper.epochs_frame(S), f"Course recipe: the epochs each run needs until its validation accuracy "
-          f"reaches {thr}% (linear between the evaluations after each epoch), mean ± std over the runs that reach it, "
-          "against plain LeNet-5 (*none*).")
 e_mean = lambda v: num(epochs_to[v]["mean"] if v in epochs_to else None, 1)  # noqa: E731
 claim(paper.verdict_of(bn_epochs, -1) == paper.HOLDS, "Section 4.1: BatchNorm converges in fewer epochs")
 say(f"""
@@ -256,6 +255,9 @@ LeNet-5 with BatchNorm {e_mean("ablation_batchnorm")} ({tab.ref("epochs")}): Bat
 the caveat that the course recipe's constant learning rate is where BatchNorm's faster start shows
 most.
 """)
+tab.table("epochs", paper.epochs_frame(S), f"Course recipe: the epochs each run needs until its validation accuracy "
+          f"reaches {thr}% (linear between the evaluations after each epoch), mean ± std over the runs that reach it, "
+          "against plain LeNet-5 (*none*).")
 
 # %% [markdown]
 # ## 4.2 Higher learning rates?
@@ -283,9 +285,6 @@ layers off. The claim holds.
 # ## 4.3 Better generalization?
 
 # %%
-tab.table("ablation", tables.ablation_frame(S, ABLATION, "course"), "Regularizers under the course recipe, each against plain LeNet-5: "
-          "test accuracy, train–test gap, difference [95% CI], Welch's p-value and Holm's adjusted p-value over "
-          "the rows tested against none.")
 course_cs = [c for c in S.get("comparisons", []) if c["recipe"] == "course" and c["baseline"] == "ablation_none"]
 sig = [c for c in course_cs if c.get("p_holm") is not None and c["p_holm"] < 0.05]
 none_c = row(S, "ablation_none@course")
@@ -299,15 +298,18 @@ With {len(none_c["test_acc"]) if none_c else NA} seeds per row the confidence in
 {num(sum(c["ci95"][1] - c["ci95"][0] for c in course_cs if c.get("ci95")) / max(len(course_cs), 1))} points wide, so an effect of a
 tenth of a point cannot be told from noise. {fig.ref("ablation")} shows every seed.
 """)
+tab.table("ablation", tables.ablation_frame(S, ABLATION, "course"), "Regularizers under the course recipe, each against plain LeNet-5: "
+          "test accuracy, train–test gap, difference [95% CI], Welch's p-value and Holm's adjusted p-value over "
+          "the rows tested against none.")
 claim(paper.verdict_of(course_bd, p_key="p_holm") == paper.UNSUPPORTED, "Section 4.3: BatchNorm + Dropout not supported")
 course_rows = [dict(r, recipe="") for r in ablation_rows(S, ABLATION, ["course"])]  # one recipe: no legend
 fig.show_figure("ablation", plots.mean_std_figure(course_rows, images_dir / "ablation.png", title=""),
                 "The course-recipe ablation: test accuracy per regularizer, mean ± std; dots are single seeds.")
+claim(paper.verdict_of(tuned_reg) == paper.UNSUPPORTED, "Section 4.3: tuned BatchNorm + Dropout not supported")
 say(f"""
 Under our tuned recipe, which already regularizes with weight decay and shifted images, adding
 BatchNorm and Dropout changes LeNet-5's test accuracy by {diff_text(tuned_reg)}.
 """)
-claim(paper.verdict_of(tuned_reg) == paper.UNSUPPORTED, "Section 4.3: tuned BatchNorm + Dropout not supported")
 
 # %% [markdown]
 # # 5 What the networks learned
@@ -342,8 +344,6 @@ if not shifts.empty:
 # # 6 Fashion-MNIST
 
 # %%
-tab.table("fashion", tables.results_frame(S, "fashion-mnist", MODELS).drop(columns="recipe", errors="ignore"),
-          "Fashion-MNIST, tuned recipe: validation, test and clean training accuracy of the kept models.")
 f_lenet, f_reg = row(S, "lenet5", "fashion-mnist"), row(S, "lenet5_regularized", "fashion-mnist")
 f_conv = [c for c in conv if c["dataset"] == "fashion-mnist"]
 fb = row(S, "best_variant", "fashion-mnist")
@@ -362,6 +362,8 @@ accuracy from {num(clean(f_lenet))}% to {num(clean(f_reg))}%. The best variant c
 Fashion-MNIST's validation split is {tables.row_name(fb) if fb else NA}, at {pm(S, "best_variant", "fashion-mnist")}%.
 {fig.ref("datasets")} sets each model's accuracy on the two datasets side by side.
 """)
+tab.table("fashion", tables.results_frame(S, "fashion-mnist", MODELS).drop(columns="recipe", errors="ignore"),
+          "Fashion-MNIST, tuned recipe: validation, test and clean training accuracy of the kept models.")
 if dataset_rows(S):  # a study without Fashion-MNIST has no such figure
     fig.show_figure("datasets", plots.mean_std_figure(dataset_rows(S), images_dir / "datasets.png", group_key="dataset",
                                                       title=""),
