@@ -315,6 +315,19 @@ BatchNorm and Dropout changes LeNet-5's test accuracy by {diff_text(tuned_reg)}.
 # # 5 What the networks learned
 
 # %%
+shifts = analysis.recorded_shift_table({MODELS[k]: paper.records(runs_dir, S, k) for k in MODELS})
+claim(not shifts.empty and shifts.loc["LeNet-5", 4] - shifts.loc["CustomMLP", 4] > 5,
+      "Section 5: the MLP degrades faster under shifts")
+say(f"""
+{fig.ref("conv1")} shows what LeNet-5's first layer learned: small oriented stroke detectors, each
+map a copy of the digit with the strokes of one orientation lit. A convolution applies each
+filter at every position; the MLP has a separate weight for every pixel. Shifting the test images
+shows the consequence ({fig.ref("shift")}): at two pixels, the range of the training shifts,
+LeNet-5 keeps {paper.at(shifts, "LeNet-5", 2)}% and CustomMLP {paper.at(shifts, "CustomMLP", 2)}%; at four
+pixels, beyond it, {paper.at(shifts, "LeNet-5", 4)}% and {paper.at(shifts, "CustomMLP", 4)}%. This shows
+that what the MLP learned is tied to positions; it does not explain the gap on the unshifted test
+images, which both networks see in the positions they were trained on.
+""")
 first_lenet = read_json(runs_dir / "mnist" / "tuned" / "lenet5" / f"seed{lenet['seeds'][0]}" / "metrics.json") if lenet else None
 if first_lenet:
     from mnist_lib.data import load_data
@@ -324,18 +337,6 @@ if first_lenet:
                                                    images_dir / "lenet5_conv1.png", title=""),
                     "LeNet-5's conv1 (first seed): the six learned 5×5 filters (red positive, blue negative weights) "
                     "and the maps they make of one test digit.")
-shifts = analysis.recorded_shift_table({MODELS[k]: paper.records(runs_dir, S, k) for k in MODELS})
-say(f"""
-{fig.ref("conv1")} shows what LeNet-5's first layer learned: small oriented stroke detectors, each
-map a copy of the digit with the strokes of one orientation lit. A convolution applies them at
-every position, which is the advantage LeNet-5 has over the MLP with the same number of weights.
-Shifting the test images makes it visible ({fig.ref("shift")}): at two pixels, the range of the
-training shifts, LeNet-5 keeps {paper.at(shifts, "LeNet-5", 2)}% and CustomMLP
-{paper.at(shifts, "CustomMLP", 2)}%; at four pixels, beyond it, {paper.at(shifts, "LeNet-5", 4)}% and
-{paper.at(shifts, "CustomMLP", 4)}%. The MLP learned each position separately and degrades faster.
-""")
-claim(not shifts.empty and shifts.loc["LeNet-5", 4] - shifts.loc["CustomMLP", 4] > 5,
-      "Section 5: the MLP degrades faster under shifts")
 if not shifts.empty:
     fig.show_figure("shift", analysis.shift_figure(shifts, images_dir / "shift_robustness.png"),
                     "Test accuracy of the kept models on shifted test images, mean over seeds.")
