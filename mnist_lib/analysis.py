@@ -112,7 +112,8 @@ def conv1_figure(conv1: dict[str, Any], image: torch.Tensor, path: str | Path | 
     weights = np.asarray(conv1["weight"])[:, 0]  # C x 5 x 5
     maps = conv1_maps(conv1, image).numpy()
     n = len(weights)
-    fig, axes = plt.subplots(2, n + 1, figsize=(7, 3.0), gridspec_kw={"wspace": 0.12, "hspace": 0.3})
+    fig, axes = plt.subplots(2, n + 1, figsize=(7, 3.0), gridspec_kw={"wspace": 0.12, "hspace": 0.3},
+                             subplot_kw={"xticks": [], "yticks": []})
     wmax = float(np.abs(weights).max()) or 1.0
     rows = [(weights, "filter", dict(cmap="RdBu_r", vmin=-wmax, vmax=wmax), "weight"),
             (maps, "map", dict(cmap="magma", vmin=0, vmax=float(maps.max()) or 1.0),
@@ -128,26 +129,22 @@ def conv1_figure(conv1: dict[str, Any], image: torch.Tensor, path: str | Path | 
                     transform=axes[0, 0].transAxes)
     axes[1, 0].imshow(image.reshape(*image.shape[-2:]).detach().cpu().numpy(), cmap="gray", interpolation="nearest")
     axes[1, 0].set_title("input" + (f" (label {label})" if label is not None else ""), fontsize=9)
-    for ax in axes.flat:
-        ax.set(xticks=[], yticks=[])
     axes[0, 0].axis("off")
-    fig.suptitle(title or "conv1 filters and feature maps", fontsize=11)
+    if title != "":  # "" : no title (the report's caption says it)
+        fig.suptitle(title or "conv1 filters and feature maps", fontsize=11)
     return save(fig, path)
 
 
-def shift_figure(table, path: str | Path | None = None, title: str | None = None) -> plt.Figure:
+def shift_figure(table, path: str | Path | None = None, title: str = "") -> plt.Figure:
     """Test accuracy against the shift in pixels (a `recorded_shift_table`), one line per model."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.0))
-    shifts = [int(s) for s in table.columns]
-    for name, row in table.iterrows():
-        ax.plot(shifts, row.values, marker="o", markersize=4, label=str(name))
-    ax.set_xticks(shifts)
+    fig, ax = plt.subplots(figsize=(5.2, 3.0), layout="tight")
+    table.T.plot(ax=ax, marker="o", markersize=4, legend=False)  # one line per model
+    ax.set_xticks(table.columns)
     ax.set_xlabel("shift of the test images (pixels; mean of right, left, down, up)", fontsize=9)
     ax.set_ylabel("test accuracy (%)", fontsize=9)
     ax.tick_params(labelsize=8)
     ax.grid(alpha=0.3)
     ax.margins(x=0.08)
     ax.legend(fontsize=8.5, loc="lower left")
-    ax.set_title(title or "", fontsize=10)
-    fig.tight_layout()
+    ax.set_title(title, fontsize=10)
     return save(fig, path)

@@ -18,12 +18,11 @@ from typing import Any, Sequence
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 import mnist_lib
-from mnist_lib.config import TrainConfig
+from mnist_lib.config import TrainConfig, number
 from mnist_lib.course import CoursePngDataset, course_transform, write_course_pngs
 from mnist_lib.data import DataSplits, Split, load_data
 from mnist_lib.errors import MnistLibError
@@ -54,7 +53,7 @@ def _sync(device: torch.device) -> None:
 
 def per_sample_run(config: TrainConfig, loader: DataLoader, test: Split, device: torch.device) -> tuple[float, float]:
     """Train a fresh ``config.model`` the course template's way: ``loader`` opens and decodes one PNG
-    with PIL per image (ToTensor + Normalize), the course's SGD; (training seconds, test accuracy)."""
+    with PIL per image (ToTensor + Normalize), the course's plain SGD; (training seconds, test accuracy)."""
     seed_everything(config.seed)
     model = build_model(config.model).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
@@ -62,9 +61,7 @@ def per_sample_run(config: TrainConfig, loader: DataLoader, test: Split, device:
     start = time.perf_counter()
     for _ in range(config.epochs):
         for images, labels in loader:
-            optimizer.zero_grad()
-            F.cross_entropy(model(images.to(device)), labels.to(device)).backward()
-            optimizer.step()
+            train_step(model, optimizer, images.to(device), labels.to(device), config)
     _sync(device)
     seconds = time.perf_counter() - start
     return seconds, evaluate(model, test, config.eval_batch_size)[1]
@@ -165,9 +162,10 @@ def peak_memory(data_dir: str | None, device: str, threads: int | None, limit: i
 
 
 def _time_pipelines(models: Sequence[str], repeats: int, configs: dict[str, TrainConfig], data: DataSplits,
-                    progress: bool) -> dict[tuple[str, str], list[tuple[float, float | None]]]:
-    """(seconds per epoch, test accuracy) of every (pipeline, model), ``repeats`` times,
-    interleaved so that a noisy machine slows every row alike. Only training is on the clock."""
+                    progress: bool) -> list[dict[str, Any]]:
+    """One row per (model, pipeline): the median seconds per epoch of ``repeats`` runs (only training on the
+    clock; interleaved, so that a noisy machine slows every row alike), the speed-up over per-sample, the ratio
+    to the bare compute floor, the median test accuracy."""
     course = configs["fast"]
     device = select_device(course.device)
     timed = dataclasses.replace(data, val=data.val[:0])  # the engine evaluates no validation split
@@ -188,13 +186,6 @@ def _time_pipelines(models: Sequence[str], repeats: int, configs: dict[str, Trai
                 history = train(config, data=timed).metrics["history"]
                 seconds, acc = sum(entry["train_seconds"] for entry in history), history[-1]["test_acc"]
             results[(pipeline, model_name)].append((seconds / course.epochs, acc))
-    return results
-
-
-def _rows(results: dict[tuple[str, str], list[tuple[float, float | None]]], models: Sequence[str],
-          configs: dict[str, TrainConfig], images: int) -> list[dict[str, Any]]:
-    """One row per (model, pipeline): the median seconds per epoch, the speed-up over per-sample, the
-    ratio to the bare compute floor."""
     rows = []
     for model_name in models:
         median = {p: statistics.median(s for s, _ in results[(p, model_name)]) for p in PIPELINES}
@@ -202,7 +193,8 @@ def _rows(results: dict[tuple[str, str], list[tuple[float, float | None]]], mode
             seconds, accs = zip(*results[(pipeline, model_name)])
             rows.append({"pipeline": pipeline, "model": model_name,
                          "batch_size": configs[RECIPE[pipeline]].batch_size, "seconds_per_epoch": median[pipeline],
-                         "images_per_s": images / median[pipeline], "speedup": median["per-sample"] / median[pipeline],
+                         "images_per_s": len(data.train) / median[pipeline],
+                         "speedup": median["per-sample"] / median[pipeline],
                          "vs_floor": median[pipeline] / median["bare compute"],
                          "test_acc": None if pipeline == "bare compute" else statistics.median(accs),
                          "seconds_per_epoch_runs": list(seconds)})
@@ -210,19 +202,15 @@ def _rows(results: dict[tuple[str, str], list[tuple[float, float | None]]], mode
 
 
 def run_bench(models: Sequence[str] = tuple(MODELS), repeats: int = 3, epochs: int = 1, batch_size: int = 64,
-              limit: int | None = None, data_dir: str | None = None, device: str = "auto",
-              threads: int | None = 1, time_to_99: bool = True, memory: bool = True,
-              progress: bool = True, seeds: int = 5) -> dict[str, Any]:
-    """Run the benchmark and return its results (what bench.json holds).
-
-    ``threads`` (torch intra-op threads, every row; None: torch's choice) defaults to 1: on a
-    small shared machine two threads fighting other work for two cores ran 10-30x slower, which
-    makes timings meaningless; unloaded, two threads made LeNet-5's fast path ~1.5x faster."""
+              limit: int | None = None, data_dir: str | None = None, device: str = "auto", threads: int | None = 1,
+              time_to_99: bool = True, memory: bool = True, progress: bool = True) -> dict[str, Any]:
+    """The benchmark's results (what bench.json holds). ``threads`` (torch intra-op threads, every row; None:
+    torch's choice) defaults to 1: on a small shared machine two threads fighting other work for two cores ran
+    10-30x slower, which makes timings meaningless; unloaded, two threads made LeNet-5's fast path ~1.5x faster."""
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
         raise MnistLibError(f"model(s) {', '.join(unknown) or '(none)'} unknown: choose from {', '.join(MODELS)}")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise MnistLibError(f"repeats must be a positive integer, got {repeats!r}")
+    number("repeats", repeats, int, "positive")
     # TrainConfig checks epochs, batch_size, limit, threads and device
     common = dict(epochs=epochs, device=device, threads=threads, limit=limit, progress=False)
     configs = {"fast": TrainConfig.from_dict(dict(batch_size=batch_size, **common)),  # the course recipe otherwise
@@ -232,7 +220,7 @@ def run_bench(models: Sequence[str] = tuple(MODELS), repeats: int = 3, epochs: i
         torch.set_num_threads(threads)  # every row runs under the same setting
     load_before = os.getloadavg()
     data = load_data("mnist", data_dir, "idx", limit=limit).to(torch_device)  # every row trains on these images
-    rows = _rows(_time_pipelines(models, repeats, configs, data, progress), models, configs, len(data.train))
+    rows = _time_pipelines(models, repeats, configs, data, progress)
     keys = ("batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "label_smoothing",
             "grad_clip", "augment", "augment_mode", "augment_degrees", "augment_shift", "memory_format")
     report: dict[str, Any] = {
@@ -245,7 +233,7 @@ def run_bench(models: Sequence[str] = tuple(MODELS), repeats: int = 3, epochs: i
         "results": rows,
         "speedup": {r["model"]: r["speedup"] for r in rows if r["pipeline"] == "fast"},
         "floor_ratio": {r["model"]: r["vs_floor"] for r in rows if r["pipeline"] == "study"},  # study / bare compute
-        "time_to_99": time_to_accuracy(data, device, threads, seeds) if time_to_99 else None,
+        "time_to_99": time_to_accuracy(data, device, threads) if time_to_99 else None,
         "memory": peak_memory(data_dir, device, threads, limit) if memory else None,
     }
     report["environment"]["load_average_after"] = list(os.getloadavg())

@@ -9,7 +9,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, get_args, get_type_hints
 
 from mnist_lib.config import DATASETS, PRESETS, TrainConfig
 from mnist_lib.errors import MnistLibError
@@ -26,41 +26,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see `{self.prog} --help`)\n")
 
 
-_WORDS = {**dict.fromkeys(("true", "yes", "1", "on"), True), **dict.fromkeys(("false", "no", "0", "off"), False),
-          "none": None, "default": None}
-
-
-def _bool_or_none(text: str) -> bool | None:
-    if text.lower() not in _WORDS:
-        raise argparse.ArgumentTypeError(f"expected true, false or none, got {text!r}")
-    return _WORDS[text.lower()]
-
-
-# Fields whose default is None need their type spelled out.
-_OPTIONAL_TYPES = {"data_dir": str, "limit": int, "threads": int, "batchnorm": _bool_or_none, "dropout": float,
-                   "grad_clip": float}
-
-
 def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One option per TrainConfig field; defaults are left unset so a preset can fill them."""
+    """One option per TrainConfig field (a bool: --x / --no-x); defaults are left unset so a preset can fill them."""
     group = parser.add_argument_group("training config (TrainConfig fields; defaults: the course recipe)")
     group.add_argument("--preset", choices=sorted(PRESETS),
                        help="start from a named recipe, then apply the options given")
+    hints = get_type_hints(TrainConfig)
     for field in dataclasses.fields(TrainConfig):
         flags = [f"--{field.name.replace('_', '-')}"] + (["--format"] if field.name == "data_format" else [])
-        if isinstance(field.default, bool):
-            kind = dict(action=argparse.BooleanOptionalAction)
-        else:
-            kind = dict(type=_OPTIONAL_TYPES.get(field.name, type(field.default)))
-        group.add_argument(*flags, dest=field.name, default=None, help=f"default: {field.default}", **kind)
+        # a field whose default is None is typed "X | None": its options are X's
+        kind = type(field.default) if field.default is not None else get_args(hints[field.name])[0]
+        how = dict(action=argparse.BooleanOptionalAction) if kind is bool else dict(type=kind)
+        group.add_argument(*flags, dest=field.name, default=None, help=f"default: {field.default}", **how)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig of the options given, on top of --preset when given."""
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
-    if getattr(args, "quiet", False):
-        given["progress"] = False
     return TrainConfig.from_preset(args.preset, **given) if args.preset else TrainConfig.from_dict(given)
 
 
@@ -123,15 +106,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from mnist_lib.bench import format_summary, format_table, run_bench, study_wall, write_report
 
     ensure_writable_dir(Path(args.out).parent)  # fail before minutes of work, not after
-    if args.study_summary:
-        study_wall(args.study_summary)  # readable, before minutes of work
+    study = study_wall(args.study_summary) if args.study_summary else None  # readable, before minutes of work
     report = run_bench(args.models, args.repeats, args.epochs, args.batch_size, args.limit, args.data_dir,
-                       args.device, args.threads, not args.skip_time_to_99, not args.skip_memory,
-                       progress=not args.quiet)
+                       args.device, args.threads, args.time_to_99, args.memory, args.progress)
     print(format_table(report))
     print(format_summary(report))
-    if args.study_summary:
-        report["study"] = study_wall(args.study_summary)
+    if study is not None:
+        report["study"] = study
     print(f"wrote {write_report(report, args.out, args.section)}")
     return 0
 
@@ -148,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder to write (metrics.json, model.pt, checkpoint.pt)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint.pt")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", dest="progress", action="store_const", const=False, help="no progress bar")
     add_config_options(p)
     p.set_defaults(func=cmd_train)
 
@@ -176,9 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads for both pipelines (default: %(default)s, steady on a shared machine)")
-    p.add_argument("--skip-time-to-99", action="store_true", help="skip LeNet-5's time to 99%% test accuracy")
-    p.add_argument("--skip-memory", action="store_true", help="skip the peak-memory run")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--skip-time-to-99", dest="time_to_99", action="store_false",
+                   help="skip LeNet-5's time to 99%% test accuracy")
+    p.add_argument("--skip-memory", dest="memory", action="store_false", help="skip the peak-memory run")
+    p.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--section", choices=["gpu"],
                    help="write the results under this key of --out, keeping the rest of the file (a GPU run)")
     p.add_argument("--study-summary", help="a report/summary.json whose study wall time and machine to record")

@@ -92,10 +92,9 @@ class TrainConfig:
         return self.from_dict({**self.to_dict(), **changes})
 
     def first_difference(self, saved: dict[str, Any], ignore: tuple[str, ...] = ()) -> str | None:
-        """The first field in which a saved config (a run's metrics.json or checkpoint) trains
-        something else than this one; None when it trains the same: the one rule for "the same
-        run", by which a run is resumed or reused. How a run was executed (EXECUTION_FIELDS)
-        never counts; a field the saved config lacks (added later) counts as its default."""
+        """The first field in which a saved config (metrics.json, a checkpoint) trains something else than this
+        one, else None: the one rule for "the same run", by which a run is resumed or reused. How a run was
+        executed (EXECUTION_FIELDS) never counts; a field the saved config lacks counts as its default."""
         for f in dataclasses.fields(self):
             if f.name not in (*EXECUTION_FIELDS, *ignore) and saved.get(f.name, f.default) != getattr(self, f.name):
                 return f.name
@@ -114,7 +113,7 @@ class TrainConfig:
         for kind, bound, names in NUMBERS:
             for name in names:
                 if getattr(self, name) is not None or defaults[name] is not None:
-                    _number(name, getattr(self, name), kind, bound)
+                    number(name, getattr(self, name), kind, bound)
         if self.augment_mode == "shift" and self.augment_shift != int(self.augment_shift):
             raise MnistLibError(f"augment_mode 'shift' moves whole pixels: augment_shift must be a whole number, "
                                 f"got {self.augment_shift}")
@@ -166,8 +165,8 @@ def choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> None:
         raise MnistLibError(f"{name} {value!r} is unknown: choose one of {', '.join(choices)}")
 
 
-def _number(name: str, value: Any, kind: type, bound: str) -> None:
-    """One numeric field: its type (a bool is no number, a float must be finite), then its range (`NUMBERS`)."""
+def number(name: str, value: Any, kind: type, bound: str) -> None:
+    """Check a number's type (a bool is no number, a float must be finite), then its range (a bound of `NUMBERS`)."""
     numeric = (int, float) if kind is float else int
     if isinstance(value, bool) or not isinstance(value, numeric) or (kind is float and not math.isfinite(value)):
         raise MnistLibError(f"{name} must be {'an integer' if kind is int else 'a finite number'}, "

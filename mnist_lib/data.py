@@ -7,7 +7,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from mnist_lib.config import DATA_FORMATS, TrainConfig, choice
 from mnist_lib.errors import MnistLibError
-from mnist_lib.files import write_atomic_bytes
+from mnist_lib.files import write_atomic
 
 # Per-dataset mean/std of the [0, 1] training pixels (the assignment's 0.1307 / 0.3081 for MNIST).
 NORMALIZATION = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530)}
@@ -64,59 +64,41 @@ def read_idx(path: Path, kind: str) -> torch.Tensor:
     return torch.from_numpy(content[4 + 4 * dims:]).reshape(shape)
 
 
-def _stage_fashion_mnist(root: Path, raw: Path) -> Path:
-    """torchvision only looks in <root>/FashionMNIST/raw. Debian's package ships the four
-    original .gz files; put them where torchvision extracts them offline. If <root> is
-    read-only (a shared data folder), stage under ./data instead; return the root to use."""
+def _stage_fashion_mnist(root: Path) -> Path:
+    """torchvision only looks in <root>/FashionMNIST/raw; Debian's package ships the four original .gz
+    files. Put them there (under ./data if <root> is read-only, a shared data folder); return that folder."""
     for candidate in (root, Path("data")):
         if candidate.exists() and not candidate.stat().st_mode & 0o222:
-            continue  # no write bits: read-only by intent, even for root (a shared data folder)
+            continue  # no write bits: read-only by intent, even for root
         target = candidate / "FashionMNIST" / "raw"
         try:
             target.mkdir(parents=True, exist_ok=True)
-            # Decompress here: Debian's .gz files are not byte-identical to torchvision's (other
+            # Decompressed here: Debian's .gz files are not byte-identical to torchvision's (other
             # MD5s), so torchvision's offline "download" would reject them and go to the network.
-            for gz in sorted(raw.glob("*-ubyte.gz")):
+            for gz in sorted(DEBIAN_FASHION_MNIST.glob("*-ubyte.gz")):
                 if not (target / gz.stem).exists():
-                    write_atomic_bytes(target / gz.stem, gzip.decompress(gz.read_bytes()))
-            return candidate
+                    write_atomic(target / gz.stem, gzip.decompress(gz.read_bytes()))
+            return target
         except OSError:
             continue
-    raise MnistLibError(f"cannot stage Fashion-MNIST from {raw}: {root} and ./data are not writable")
+    raise MnistLibError(f"cannot stage Fashion-MNIST from {DEBIAN_FASHION_MNIST}: {root} and ./data are not writable")
 
 
 def idx_folder(dataset: str, root: Path, download: bool = True) -> Path:
-    """The folder of ``dataset``'s four IDX files under ``root``, staged or downloaded when one is absent."""
+    """The folder of ``dataset``'s four IDX files under ``root``, staged or downloaded when one is absent;
+    a failed download leaves none of the folders it made."""
     raw = root / TORCHVISION_CLASSES[dataset] / "raw"
     # torchvision refuses to read either split unless all four files are there
     if all((raw / n).is_file() for pair in IDX_FILES.values() for n in pair):
         return raw
     if dataset == "fashion-mnist" and DEBIAN_FASHION_MNIST.is_dir():
-        return _stage_fashion_mnist(root, DEBIAN_FASHION_MNIST) / "FashionMNIST" / "raw"
+        return _stage_fashion_mnist(root)
+    how = ("run `apt-get install dataset-fashion-mnist`" if dataset == "fashion-mnist"
+           else "set MNIST_DATA_DIR (or --data-dir) to the folder that holds MNIST/raw")
+    missing = (f"no {dataset} data in {raw} (expected {', '.join(IDX_FILES[True] + IDX_FILES[False])}): {how}, "
+               f"or allow torchvision to download")
     if not download:
-        raise MnistLibError(_missing_message(dataset, raw))
-    _download(dataset, root, raw)
-    return raw
-
-
-def load_idx(dataset: str, root: Path, train: bool, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (uint8 N x 28 x 28) and labels (int64 N) from torchvision's layout, checked first."""
-    raw = idx_folder(dataset, root, download)
-    # What torchvision's reader returns, without importing torchvision (~170 MiB of resident memory).
-    images_file, labels_file = (raw / name for name in IDX_FILES[train])
-    images, labels = read_idx(images_file, "images"), read_idx(labels_file, "labels").long()
-    if len(images) != len(labels):
-        raise MnistLibError(f"{images_file} holds {len(images):,} images but {labels_file} "
-                            f"holds {len(labels):,} labels: the files belong to different downloads")
-    bad = (labels > 9).nonzero()  # uint8 on disk: never below 0
-    if len(bad):
-        i = int(bad[0])
-        raise MnistLibError(f"{labels_file}: label {int(labels[i])} at index {i} is outside 0-9")
-    return images, labels
-
-
-def _download(dataset: str, root: Path, raw: Path) -> None:
-    """torchvision's download (all four files) into ``root``; a failed one leaves none of the folders it made."""
+        raise MnistLibError(missing)
     made = [folder for folder in (raw, *raw.parents) if not folder.exists()]  # deepest first
     try:
         import torchvision
@@ -127,26 +109,29 @@ def _download(dataset: str, root: Path, raw: Path) -> None:
                 folder.rmdir()
             except OSError:  # not empty: keep it and its parents
                 break
-        raise MnistLibError(_missing_message(dataset, raw)
-                            + f" (download failed: {str(exc).splitlines()[0][:120]})") from None
-
-
-def _missing_message(dataset: str, raw: Path) -> str:
-    how = ("run `apt-get install dataset-fashion-mnist`" if dataset == "fashion-mnist"
-           else "set MNIST_DATA_DIR (or --data-dir) to the folder that holds MNIST/raw")
-    files = ", ".join(IDX_FILES[True] + IDX_FILES[False])
-    return f"no {dataset} data in {raw} (expected {files}): {how}, or allow torchvision to download"
+        raise MnistLibError(f"{missing} (download failed: {str(exc).splitlines()[0][:120]})") from None
+    return raw
 
 
 def load_split(dataset: str, data_dir: str | os.PathLike | None, data_format: str, train: bool,
                download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """One split as (uint8 images N x 28 x 28, int64 labels) from the chosen format."""
+    """One split as (uint8 images N x 28 x 28, int64 labels) from the chosen format, checked first."""
     choice("data_format", data_format, DATA_FORMATS)
     root, name = resolve_data_dir(data_dir), "train" if train else "test"
-    if data_format == "idx":
-        return load_idx(dataset, root, train, download)
-    from mnist_lib.course import load_course_tar, load_png_folder  # the course's PNG format
-    return load_course_tar(root / f"{name}.tar") if data_format == "tar" else load_png_folder(root / name)
+    if data_format != "idx":
+        from mnist_lib.course import load_course_tar, load_png_folder  # the course's PNG format
+        return load_course_tar(root / f"{name}.tar") if data_format == "tar" else load_png_folder(root / name)
+    # What torchvision's reader returns, without importing torchvision (~170 MiB of resident memory).
+    images_file, labels_file = (idx_folder(dataset, root, download) / n for n in IDX_FILES[train])
+    images, labels = read_idx(images_file, "images"), read_idx(labels_file, "labels").long()
+    if len(images) != len(labels):
+        raise MnistLibError(f"{images_file} holds {len(images):,} images but {labels_file} "
+                            f"holds {len(labels):,} labels: the files belong to different downloads")
+    bad = (labels > 9).nonzero()  # uint8 on disk: never below 0
+    if len(bad):
+        i = int(bad[0])
+        raise MnistLibError(f"{labels_file}: label {int(labels[i])} at index {i} is outside 0-9")
+    return images, labels
 
 
 # --------------------------------------------------------------------------- tensors ready to train
@@ -165,19 +150,15 @@ class Split:
 
     @property
     def images(self) -> torch.Tensor:
-        """The whole split, normalized (a new tensor for uint8 storage; training normalizes per batch)."""
-        return self.normalized(self.stored)
+        """The rows, normalized (a new float32 tensor for uint8 storage: `batches` normalizes per batch)."""
+        if self.stored.dtype != torch.uint8:
+            return self.stored
+        # The arithmetic of the former whole-split normalization, so bit-identical values.
+        return self.stored.float().div_(255.0).sub_(self.mean).div_(self.std)
 
     @property
     def device(self) -> torch.device:
         return self.labels.device
-
-    def normalized(self, stored: torch.Tensor) -> torch.Tensor:
-        """Stored rows (a slice or an index of ``stored``) as normalized float32."""
-        if stored.dtype != torch.uint8:
-            return stored
-        # The arithmetic of the former whole-split normalization, so bit-identical values.
-        return stored.float().div_(255.0).sub_(self.mean).div_(self.std)
 
     def to(self, device: torch.device | str) -> "Split":
         return Split(self.stored.to(device), self.labels.to(device), self.mean, self.std)
@@ -201,8 +182,7 @@ class DataSplits:
         return CLASS_NAMES[self.dataset]
 
     def to(self, device: torch.device | str) -> "DataSplits":
-        return DataSplits(self.train.to(device), self.val.to(device), self.test.to(device),
-                          self.dataset, self.mean, self.std)
+        return replace(self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device))
 
     def unnormalize(self, images: torch.Tensor) -> torch.Tensor:
         """Back to [0, 1] pixels, for pictures (uint8 pixels are scaled only)."""
@@ -253,7 +233,8 @@ def batches(split: Split, batch_size: int,
     else:
         parts = torch.randperm(len(split), generator=generator).to(split.device).split(batch_size)
     for idx in parts:
-        yield split.normalized(split.stored[idx]), split.labels[idx]
+        batch = split[idx]
+        yield batch.images, batch.labels
 
 
 def augment_batch(images: torch.Tensor, degrees: float, shift: float, background: float,

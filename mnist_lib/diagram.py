@@ -49,7 +49,7 @@ def _describe(node: Any, modules: Mapping[str, nn.Module]) -> tuple[str, bool, i
             return "", False, 0
         return type(module).__name__, True, params
     target = getattr(node.target, "__name__", str(node.target))
-    if "max_pool2d" in target or node.name.startswith("max_pool2d"):
+    if target == "max_pool2d":
         k = node.args[1] if len(node.args) > 1 else node.kwargs.get("kernel_size")
         return f"max-pool {k}×{k}", True, 0
     if target in ("relu", "relu_"):
@@ -100,16 +100,13 @@ def _tensor_extent(shape: tuple[int, ...], max_side: float = 1.6) -> tuple[float
 
 def _draw_tensor(ax: plt.Axes, x: float, y: float, shape: tuple[int, ...], color: str) -> None:
     """A tensor as the classic LeNet picture, centred at (x, y) (sizes: `_tensor_extent`)."""
+    maps = len(shape) == 3
     half, _, top = _tensor_extent(shape)
-    if len(shape) != 3:
-        ax.add_patch(Rectangle((x - half, y - top), 2 * half, 2 * top, facecolor=color, edgecolor="black",
-                               linewidth=0.8))
-        return
-    layers = min(shape[0], 6)
+    h, layers = (half, min(shape[0], 6)) if maps else (top, 1)
     for i in range(layers):
         offset = (layers - 1 - i) * 0.08
-        ax.add_patch(Rectangle((x - half + offset, y - half + offset), 2 * half, 2 * half,
-                               facecolor=color, edgecolor="black", linewidth=0.8, alpha=0.95))
+        ax.add_patch(Rectangle((x - half + offset, y - h + offset), 2 * half, 2 * h, facecolor=color,
+                               edgecolor="black", linewidth=0.8, alpha=0.95 if maps else None))
 
 
 def _stage_lines(stage: Stage) -> list[str]:
@@ -131,78 +128,59 @@ def _rows(shapes: list[tuple[int, ...]], per_row: int = 5) -> list[list[int]]:
     return [list(range(cut)), list(range(cut, n))]
 
 
-def _layout(extents: list, labels: list, rows: list) -> tuple[list, list, list, list, list]:
-    """x, y and row half-height (its tallest tensor's top) of each tensor, and each row's top and
-    bottom edge: rows left to right, a wrapped row below the previous one with room for the label
-    boxes under its arrows."""
+def _draw_network(ax: plt.Axes, shapes: list[tuple[int, ...]], labels: list[list[str]]) -> tuple[float, float]:
+    """The tensors left to right, each with its shape above it, and one arrow per layer with its label box
+    (``labels[i]``: the arrow into tensor i + 1) under it; a long network wraps onto a second row (`_rows`), so
+    it stays legible at page width. Fits the axes to the drawing; returns its width and height."""
     gap, line_h = 2.5, 0.3  # room for an arrow and the label box under it; one label line
-    xs, ys, tops, row_tops, row_bottoms = [], [], [], [], []  # rows hold consecutive tensors: appended in order
-    x = y = 0.0
-    for r, row in enumerate(rows):
-        top = max(extents[i][2] for i in row)
-        if r > 0:  # a wrapped row starts with its incoming arrow
-            x, y = gap + extents[row[0]][0], row_bottoms[-1] - 0.45 - top - 0.45
+    extents = [_tensor_extent(shape) for shape in shapes]
+    arrow = dict(color="#444444", linewidth=1.1)
+    last = len(shapes) - 1
+    x = y = right = bottom = 0.0
+    for r, row in enumerate(_rows(shapes)):
+        top = max(extents[i][2] for i in row)  # the row's tallest tensor
+        label_y = -max(0.95, top + 0.3)  # the top of its label boxes, below its centre line
+        if r == 0:
+            top_edge = top + 0.55
+        else:  # a wrapped row, below the previous one: its first arrow comes down from that row's end
+            sx, sy = x + extents[row[0] - 1][1] + 0.08, y
+            x, y = gap + extents[row[0]][0], bottom - 0.45 - top - 0.45
+            turn_x, mid_y = sx + 0.45, bottom - 0.2
+            ax.plot([sx, turn_x, turn_x, 0.15, 0.15], [sy, sy, mid_y, mid_y, y], **arrow)
         for k, i in enumerate(row):
-            if k > 0:
-                x += extents[row[k - 1]][1] + gap + extents[i][0]
-            xs.append(x)
-            ys.append(y)
-            tops.append(top)
-        depth = max((len(labels[i - 1]) for i in row if i > 0), default=0)
-        row_tops.append(y + top + 0.55)
-        row_bottoms.append(y - max(0.95, top + 0.3) - line_h * depth - 0.25)
-    return xs, ys, tops, row_tops, row_bottoms
-
-
-def _draw_arrows(ax, rows: list, xs: list, ys: list, tops: list, extents: list, labels: list,
-                 row_bottoms: list) -> None:
-    """One arrow per layer, its operations and parameters in a box under it; a wrapped row's
-    first arrow comes down from the end of the previous row."""
-    for r, row in enumerate(rows):
-        for k, i in enumerate(row):
-            if i == 0:
-                continue
-            end, y = xs[i] - extents[i][0] - 0.08, ys[i]
-            if k == 0:
-                prev = rows[r - 1][-1]
-                sx, sy = xs[prev] + extents[prev][1] + 0.08, ys[prev]
-                turn_x, mid_y, start = sx + 0.45, row_bottoms[r - 1] - 0.2, 0.15
-                ax.plot([sx, turn_x, turn_x, start, start], [sy, sy, mid_y, mid_y, y], color="#444444", linewidth=1.1)
-            else:
-                start = xs[row[k - 1]] + extents[row[k - 1]][1] + 0.08
-            ax.add_patch(FancyArrowPatch((start, y), (end, y), arrowstyle="-|>", mutation_scale=13,
-                                         color="#444444", linewidth=1.1))
-            ax.text((start + end) / 2, y - max(0.95, tops[i] + 0.3), "\n".join(labels[i - 1]), ha="center",
-                    va="top", fontsize=9, linespacing=1.3,
-                    bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="#bbbbbb", linewidth=0.6))
+            start = x + extents[i - 1][1] + 0.08 if k else 0.15  # a wrapped row's first arrow: from the left
+            if k:
+                x += extents[i - 1][1] + gap + extents[i][0]
+            color = "#d9d9d9" if i == 0 else "#a1d99b" if i == last else "#9ecae1" if len(shapes[i]) == 3 else "#fdd0a2"
+            _draw_tensor(ax, x, y, shapes[i], color)
+            ax.text(x, y + top + 0.1, _shape_text(shapes[i]), ha="center", va="bottom", fontsize=10, fontweight="bold")
+            if i in (0, last):
+                ax.text(x, y - extents[i][2] - 0.1, "logits" if i else "input", ha="center", va="top", fontsize=9.5)
+            if i:
+                end = x - extents[i][0] - 0.08
+                ax.add_patch(FancyArrowPatch((start, y), (end, y), arrowstyle="-|>", mutation_scale=13, **arrow))
+                ax.text((start + end) / 2, y + label_y, "\n".join(labels[i - 1]), ha="center", va="top", fontsize=9,
+                        linespacing=1.3,
+                        bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="#bbbbbb", linewidth=0.6))
+        depth = max((len(labels[i - 1]) for i in row if i), default=0)  # the longest label's lines
+        bottom = y + label_y - line_h * depth - 0.25
+        right = max(right, x + extents[row[-1]][1])
+    width = right + 0.9
+    ax.set_xlim(-extents[0][0] - 0.3, width - 0.3)
+    ax.set_ylim(bottom, top_edge)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return width, top_edge - bottom
 
 
 def architecture_figure(model: nn.Module, path: str | Path | None = None, title: str | None = None) -> plt.Figure:
-    """The model's layer diagram, computed from the model itself: tensor shapes from a dummy
-    forward pass (torch.fx), one arrow per layer with its operations and parameter count.
-    Long networks wrap onto a second row, so the figure stays legible at page width."""
+    """The model's layer diagram (`trace_stages`, drawn by `_draw_network`), titled by default with the model's
+    display name and parameter count."""
     input_dims, stages = trace_stages(model)
-    shapes = [input_dims] + [s.shape for s in stages]
-    extents = [_tensor_extent(shape) for shape in shapes]
-    labels = [_stage_lines(stage) for stage in stages]  # labels[i]: the arrow into tensor i + 1
-    rows = _rows(shapes)
-    xs, ys, tops, row_tops, row_bottoms = _layout(extents, labels, rows)
-    width = max(x + extent[1] for x, extent in zip(xs, extents)) + 0.9
-    fig, ax = plt.subplots(figsize=(width * 0.62, (row_tops[0] - row_bottoms[-1]) * 0.62 + 0.35))
-    last = len(shapes) - 1
-    for i, shape in enumerate(shapes):
-        color = "#d9d9d9" if i == 0 else "#a1d99b" if i == last else "#9ecae1" if len(shape) == 3 else "#fdd0a2"
-        _draw_tensor(ax, xs[i], ys[i], shape, color)
-        ax.text(xs[i], ys[i] + tops[i] + 0.1, _shape_text(shape), ha="center", va="bottom", fontsize=10,
-                fontweight="bold")
-    for i, text in ((0, "input"), (last, "logits")):
-        ax.text(xs[i], ys[i] - extents[i][2] - 0.1, text, ha="center", va="top", fontsize=9.5)
-    _draw_arrows(ax, rows, xs, ys, tops, extents, labels, row_bottoms)
+    fig, ax = plt.subplots()
+    width, height = _draw_network(ax, [input_dims] + [s.shape for s in stages], [_stage_lines(s) for s in stages])
+    fig.set_size_inches(width * 0.62, height * 0.62 + 0.35)
     total = sum(p.numel() for p in model.parameters())
     name = next((MODELS[k] for k, cls in ARCHITECTURES.items() if type(model) is cls), type(model).__name__)
     ax.set_title(title or f"{name}: {total:,} parameters", fontsize=12)
-    ax.set_xlim(-extents[0][0] - 0.3, width - 0.3)
-    ax.set_ylim(row_bottoms[-1], row_tops[0])
-    ax.set_aspect("equal")
-    ax.axis("off")
     return save(fig, path)

@@ -38,7 +38,7 @@ def run_dir(runs: str | Path, dataset: str, recipe: str, variant: str, seed: int
     return Path(runs) / dataset / recipe / variant / f"seed{seed}"
 
 
-def _resumable(out: Path, config: TrainConfig, label: str) -> bool:
+def _resumable(out: Path, config: TrainConfig, name: str) -> bool:
     """Whether the killed run in ``out`` (checkpoint.pt, no metrics.json) can continue with ``config``;
     when its checkpoint is for another config or unreadable, say in one line that the run starts over."""
     path = out / CHECKPOINT
@@ -48,9 +48,9 @@ def _resumable(out: Path, config: TrainConfig, label: str) -> bool:
         checkpoint = load_checkpoint(path)
         check_resumable(checkpoint, config, path)  # what train(resume=True) checks, so it cannot refuse
     except MnistLibError as exc:
-        print(f"{label}: starting over: {' '.join(str(exc).split())}")
+        print(f"{name}: starting over: {' '.join(str(exc).split())}")
         return False
-    print(f"{label}: resuming the killed run in {out} after epoch {checkpoint['epoch']} of {config.epochs}")
+    print(f"{name}: resuming the killed run in {out} after epoch {checkpoint['epoch']} of {config.epochs}")
     return True
 
 
@@ -66,16 +66,16 @@ def run_seeds(variant: str, seeds: Iterable[int], runs: str | Path = "runs", rec
     for seed in seeds:
         seeded = config.replace(seed=seed)
         out = run_dir(runs, seeded.dataset, recipe, variant, seed)
-        label = f"{variant} seed {seed}"
+        name = f"{variant} seed {seed}"
         if not retrain and (out / METRICS).exists():
             saved = read_json(out / METRICS)
             why = _not_reusable(saved, seeded)
             if why is None:
-                print(f"{label}: reusing the finished run in {out}")
+                print(f"{name}: reusing the finished run in {out}")
                 results.append(saved)
                 continue
-            print(f"{label}: training again: {why}")
-        resume = not retrain and _resumable(out, seeded, label)
+            print(f"{name}: training again: {why}")
+        resume = not retrain and _resumable(out, seeded, name)
         if data is None:
             data = load_config_data(config)
         shifts = variant in HEADLINE and seeded.dataset == "mnist"  # the report's shift-robustness rows
@@ -83,7 +83,7 @@ def run_seeds(variant: str, seeds: Iterable[int], runs: str | Path = "runs", rec
             results.append(train(seeded, out, data=data, resume=resume, overwrite=not resume,
                                  record=lambda model, d: run_record(model, d, shifts)).metrics)
         except Diverged as exc:
-            print(f"{label}: {exc}")
+            print(f"{name}: {exc}")
             results.append(_diverged_record(seeded, out, exc))
     return results
 

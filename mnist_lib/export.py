@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from mnist_lib.errors import MnistLibError
-from mnist_lib.files import write_atomic_bytes
+from mnist_lib.files import write_atomic
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"  # the PDF's LaTeX template
 
@@ -54,12 +54,11 @@ def _set_alt_texts(html: str, nb) -> str:
 
 
 def export_report(executed: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
-    """report.html (self-contained: images embedded, code hidden) and report.pdf (xelatex)."""
+    """report.html (self-contained: images embedded, code hidden) and report.pdf (xelatex: check_report_tools first)."""
     from nbconvert import HTMLExporter, PDFExporter
     from nbconvert.exporters.pdf import LatexFailed
     from traitlets.config import Config
 
-    check_report_tools()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     nb = _report_notebook(Path(executed))
@@ -71,16 +70,15 @@ def export_report(executed: str | Path, out_dir: str | Path) -> tuple[Path, Path
     html = re.sub(r'<script src="https?://[^"]*"[^>]*>\s*</script>', "", html)
     html = _set_alt_texts(html, nb)
     html_path = out_dir / "report.html"
-    write_atomic_bytes(html_path, html.encode("utf-8"))
+    write_atomic(html_path, html)
     nb.cells = [c for c in nb.cells if "html-only" not in c.metadata.get("tags", [])]  # the PDF has a title page
     try:
-        exporter = PDFExporter(config=config, template_file=str(TEMPLATES / "mnist_report.tex.j2"))
-        pdf, _ = exporter.from_notebook_node(nb)
+        pdf, _ = PDFExporter(config=config, template_file=str(TEMPLATES / "mnist_report.tex.j2")).from_notebook_node(nb)
     except LatexFailed as exc:
         lines = [line for line in str(exc.output).splitlines() if line.startswith("!")]
         raise MnistLibError(f"xelatex failed on the report: {lines[0] if lines else 'see the LaTeX log'} "
                             f"(the HTML report is in {html_path})") from None
     except OSError as exc:
         raise MnistLibError(f"the PDF export failed ({exc}): run `make system-deps` (scripts/system-deps.sh)") from None
-    write_atomic_bytes(out_dir / "report.pdf", pdf)
+    write_atomic(out_dir / "report.pdf", pdf)
     return html_path, out_dir / "report.pdf"

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mnist_lib.errors import MnistLibError
 
 
-def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) -> None:
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
+    """Write ``data`` (text as UTF-8) to a temporary file beside ``path``, then rename it into place."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; results should read like any other file
-        with os.fdopen(fd, mode) as f:
-            write(f)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one
@@ -29,21 +31,15 @@ def _atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str) ->
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    _atomic(path, lambda f: f.write(json.dumps(obj, indent=2, allow_nan=False) + "\n"), "w")
-
-
-def write_atomic_text(path: str | os.PathLike, text: str) -> None:
-    _atomic(path, lambda f: f.write(text), "w")
-
-
-def write_atomic_bytes(path: str | os.PathLike, data: bytes) -> None:
-    _atomic(path, lambda f: f.write(data), "wb")
+    write_atomic(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
 def write_torch(path: str | os.PathLike, obj: Any) -> None:
     import torch
 
-    _atomic(path, lambda f: torch.save(obj, f), "wb")
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomic(path, buffer.getvalue())
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -1,18 +1,18 @@
-"""What the notebooks share, so they stay narrative: their papermill parameters checked through
-the one TrainConfig (a bad one raises MnistLibError with the CLI's own message), where their
-figures go, and the per-model analysis and computed sentences."""
+"""What the model and ablation notebooks share, so they stay narrative: their papermill parameters checked through
+the one TrainConfig (a bad one raises the CLI's own message), where their figures go, and each section's output."""
 
 from __future__ import annotations
 
 import ast
+import functools
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 from tqdm.auto import tqdm
 
@@ -24,13 +24,12 @@ from mnist_lib.errors import MnistLibError
 from mnist_lib.experiments import aggregate, run_seeds
 from mnist_lib.files import ensure_writable_dir
 from mnist_lib.models import build_model, count_parameters, parameter_frame
-from mnist_lib.registry import DEFAULT_RECIPE, HEADLINE, MODELS, VARIANTS, label, summary_key
-from mnist_lib.tables import histories, markdown_table, pm_values, seconds_text
+from mnist_lib.registry import MODELS, VARIANTS, label, summary_key
+from mnist_lib.tables import markdown_table, pm_values, recipe_cells, seconds_text
 
 # TrainConfig fields a notebook may expose as parameters (None there: the recipe's value).
 CONFIG_PARAMETERS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule",
                      "augment", "label_smoothing", "data_dir", "device", "limit", "val_size", "threads")
-SCHEDULES = {"none": "constant learning rate", "onecycle": "one-cycle schedule", "cosine": "cosine schedule"}
 
 
 def parse_seeds(seeds: Any) -> list[int]:
@@ -85,24 +84,24 @@ class NotebookRun:
         """images_dir/<variant><suffix>.png (images_dir is already per dataset)."""
         return self.images_dir / f"{self.variant}{suffix}.png"
 
-    def run(self, data=None) -> list[dict[str, Any]]:
-        """Train (or reuse) every seed; the metrics of each, in seed order."""
-        return run_seeds(self.variant, self.seeds, self.runs_dir, self.recipe, data=data,
-                         retrain=self.retrain, **self.overrides)
-
-    def load_data(self):
+    @functools.cached_property
+    def data(self):
+        """The data splits, loaded once: training, the errors and conv1 sections share them."""
         return load_config_data(self.config)
+
+    def run(self, data=None) -> list[dict[str, Any]]:
+        """Train (or reuse) every seed, on ``data`` (default: this run's); the metrics of each, in seed order."""
+        return run_seeds(self.variant, self.seeds, self.runs_dir, self.recipe, data=data or self.data,
+                         retrain=self.retrain, **self.overrides)
 
     def describe(self) -> None:
         """One markdown line: what this notebook trains, with the recipe's values spelled out."""
         c = self.config
-        opt = (f"SGD, lr {c.lr:g}, momentum {c.momentum:g}{', Nesterov' if c.nesterov else ''}" if c.optimizer == "sgd"
-               else f"AdamW, lr {c.lr:g}")
+        recipe = "; ".join(f"{k} {v}" for k, v in recipe_cells(c).items() if v != "-")
         images = f"the first {c.limit:,} training images" if c.limit else "all remaining training images"
         display(Markdown(
-            f"**{self.name}** on {c.dataset}, recipe `{self.recipe}`: {c.epochs} epoch(s), batch {c.batch_size}, "
-            f"{opt}, weight decay {c.weight_decay:g}, {SCHEDULES[c.schedule]}, "
-            f"{'with' if c.augment else 'no'} augmentation; seeds {', '.join(map(str, self.seeds))}; "
+            f"**{self.name}** on {c.dataset}, recipe `{self.recipe}`: {c.epochs} epoch(s); {recipe}; "
+            f"seeds {', '.join(map(str, self.seeds))}; "
             f"{c.val_size:,} training images held out for validation, training on {images}; "
             f"device `{c.device}`; runs in `{self.runs_dir}`, figures in `{self.images_dir}`."))
 
@@ -126,18 +125,18 @@ class NotebookRun:
                             selected_epochs=[m["selected_epoch"] for m in metrics])
         plt.show()
 
-    def show_errors(self, metrics: list[dict[str, Any]], data=None):
+    def show_errors(self, metrics: list[dict[str, Any]]):
         """The test confusion matrix summed over seeds, the per-class table and the first seed's
         misclassified digits, all from the runs' records; returns the per-class frame."""
-        data = data or self.load_data()
+        data = self.data
         labels = data.test.labels.cpu()
         predictions = {m["config"]["seed"]: recorded_predictions(m, labels) for m in metrics}
-        matrix = sum(plots.confusion_matrix(labels, p) for p in predictions.values())
-        plots.confusion_figure(matrix, data.class_names, self.figure("_confusion"),
+        matrices = [plots.confusion_matrix(labels, p) for p in predictions.values()]
+        plots.confusion_figure(sum(matrices), data.class_names, self.figure("_confusion"),
                                title=f"{self.name} on {DATASET_LABELS[self.dataset]}: test confusion matrix, "
                                      f"summed over {len(predictions)} seed(s)")
         plt.show()
-        frame = per_class_frame(labels, predictions, data.class_names)
+        frame = per_class_frame(matrices, data.class_names)
         display(Markdown(markdown_table(frame.drop(columns="mean"))))
         first = self.seeds[0]
         plots.misclassified_figure(data.unnormalize(data.test.stored.cpu()), labels, predictions[first],
@@ -146,12 +145,11 @@ class NotebookRun:
         plt.show()
         return frame
 
-    def show_conv1(self, metrics: list[dict[str, Any]], data=None) -> None:
+    def show_conv1(self, metrics: list[dict[str, Any]]) -> None:
         """The first seed's conv1 filters and their feature maps of the first test digit."""
-        data = data or self.load_data()
-        conv1_figure(metrics[0]["analysis"]["conv1"], data.test.images[0], self.figure("_conv1"),
+        conv1_figure(metrics[0]["analysis"]["conv1"], self.data.test.images[0], self.figure("_conv1"),
                      title=f"{self.name}, seed {self.seeds[0]}: conv1 filters and feature maps",
-                     label=data.class_names[int(data.test.labels[0])])
+                     label=self.data.class_names[int(self.data.test.labels[0])])
         plt.show()
 
     def show_shifts(self, metrics: list[dict[str, Any]]) -> None:
@@ -164,7 +162,7 @@ class NotebookRun:
         plt.show()
         display(Markdown(markdown_table(table.map(lambda v: f"{v:.2f}").rename(columns=lambda c: f"{c} px"))))
 
-    def show_summary(self, metrics: list[dict[str, Any]], frame=None) -> None:
+    def show_summary(self, metrics: list[dict[str, Any]], frame) -> None:
         """The computed closing paragraph; ``frame``: show_errors' per-class frame."""
         test = [m["final"]["test_acc"] for m in metrics]
         val = [m["final"]["val_acc"] for m in metrics if m["final"]["val_acc"] is not None]
@@ -183,10 +181,9 @@ class NotebookRun:
                          f"(epoch{'s' if n > 1 else ''} {kept} of {epochs}), chosen without looking at the test set;")
         if n > 1:
             lines.append(f"- the seeds span {min(test):.2f}–{max(test):.2f}% ({max(test) - min(test):.2f} points);")
-        if frame is not None and len(frame):
-            worst, best = frame.sort_values("mean").iloc[[0, -1]].to_dict("records")
-            lines.append(f"- hardest class: {worst['class']} ({worst['mean']:.2f}%, most often taken for "
-                         f"{worst['most often taken for']}); easiest: {best['class']} ({best['mean']:.2f}%);")
+        worst, best = frame.sort_values("mean").iloc[[0, -1]].to_dict("records")
+        lines.append(f"- hardest class: {worst['class']} ({worst['mean']:.2f}%, most often taken for "
+                     f"{worst['most often taken for']}); easiest: {best['class']} ({best['mean']:.2f}%);")
         seconds = statistics.fmean(sum(e["seconds"] for e in m["history"]) for m in metrics)
         lines.append(f"- training took {seconds_text(seconds)} per seed on {env['device']} "
                      f"({env['device_name']}, {env['threads']} threads).")
@@ -206,8 +203,7 @@ def check_parameters(model: str, recipe: str = "tuned", seeds: Any = (0, 1, 2), 
     unknown = sorted(set(config_fields) - set(CONFIG_PARAMETERS))
     if unknown:
         raise MnistLibError(f"unknown parameter(s) {', '.join(unknown)}: known are {', '.join(CONFIG_PARAMETERS)}")
-    choice("model", model, list(VARIANTS))
-    choice("recipe", recipe, list(PRESETS))
+    choice("model", model, list(VARIANTS))  # variant_config checks the recipe
     arch = VARIANTS[model].model
     if architecture is not None and arch != architecture:
         raise MnistLibError(f"model {model!r} is a {arch} variant, not {architecture}: "
@@ -250,59 +246,22 @@ def check_report_parameters(runs_dir: Any = "runs", images_dir: Any = "images",
     return _path("runs_dir", runs_dir), _path("images_dir", images_dir), _path("summary_path", summary_path)
 
 
-def per_class_frame(labels, predictions: dict[int, Any], class_names: Sequence[str]):
-    """Per-class test accuracy, mean ± std over seeds, with the number of test images and
-    the most frequent wrong answer (pooled over seeds)."""
-    rows = []
-    for c, name in enumerate(class_names):
-        mask = labels == c
-        accs = [100.0 * float((p[mask] == c).float().mean()) for p in predictions.values()]
-        wrong = torch.cat([p[mask][p[mask] != c] for p in predictions.values()])
-        confused = class_names[int(torch.bincount(wrong, minlength=len(class_names)).argmax())] if len(wrong) else "-"
-        rows.append({"class": name, "test images": int(mask.sum()), "accuracy (%)": pm_values(accs),
-                     "mean": statistics.fmean(accs), "most often taken for": confused})
-    return pd.DataFrame(rows)
+def per_class_frame(matrices: Sequence[np.ndarray], class_names: Sequence[str]):
+    """Per class, from each seed's confusion matrix: test images, accuracy (mean ± std over seeds), most frequent
+    wrong answer (pooled)."""
+    accs = [100.0 * m.diagonal() / m.sum(axis=1) for m in matrices]
+    errors = sum(matrices) * (1 - np.eye(len(class_names), dtype=int))  # the off-diagonal counts
+    return pd.DataFrame({"class": class_names, "test images": matrices[0].sum(axis=1),
+                         "accuracy (%)": [pm_values(a) for a in zip(*accs)], "mean": np.mean(accs, axis=0),
+                         "most often taken for": [class_names[e.argmax()] if e.any() else "-" for e in errors]})
 
 
-def run_grid(runs: Sequence[NotebookRun], data=None) -> dict[str, dict[str, Any]]:
-    """Train (or reuse) each run, with a progress bar; the aggregates as the summary's {dataset: {key: entry}}."""
+def run_grid(runs: Sequence[NotebookRun]) -> dict[str, dict[str, Any]]:
+    """Train (or reuse) each run on the first one's data (a grid shares it), with a progress bar; the rows as
+    the summary's {dataset: {key: entry}}."""
     summary: dict[str, dict[str, Any]] = {}
     for run in tqdm(runs, desc="variants × recipes", unit="run"):
-        entry = aggregate(run.run(data))
+        entry = aggregate(run.run(runs[0].data))
         entry.update(variant=run.variant, recipe=run.recipe, label=label(run.variant))
         summary.setdefault(run.dataset, {})[summary_key(run.variant, run.recipe)] = entry
     return summary
-
-
-# --------------------------------------------------------------------------- the summary's figures
-
-def ablation_rows(summary: dict[str, Any], variants: Sequence[str], recipes: Sequence[str],
-                  dataset: str = "mnist") -> list[dict[str, Any]]:
-    """Rows for plots.mean_std_figure: one per variant and recipe with a run that did not diverge
-    (a diverged run has no test accuracy; the tables count it)."""
-    entries = summary.get(dataset, {})
-    rows = [{"label": label(v), "values": [a for a in entries[summary_key(v, r)]["test_acc"] if a is not None],
-             "recipe": r} for v in variants for r in recipes if summary_key(v, r) in entries]
-    return [row for row in rows if row["values"]]
-
-
-def _compared(summary: dict[str, Any], dataset: str) -> list[str]:
-    """The three models, plus the best MNIST variant when it is another one (project recipe)."""
-    entries = summary.get(dataset, {})
-    best = summary.get("mnist", {}).get("best_variant", {}).get("variant")
-    return [k for k in HEADLINE if k in entries] + ([best] if best not in HEADLINE and best in entries else [])
-
-
-def full_result_histories(summary: dict[str, Any], runs_dir: str | Path, dataset: str = "mnist") -> dict[str, list]:
-    """label -> per-seed histories of the compared models, for plots.full_result_figure."""
-    entries = summary.get(dataset, {})
-    found = {entries[k]["label"]: histories(runs_dir, dataset, DEFAULT_RECIPE, k, entries[k]["seeds"])
-             for k in _compared(summary, dataset)}
-    return {name: runs for name, runs in found.items() if runs}
-
-
-def dataset_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows for plots.mean_std_figure comparing MNIST and Fashion-MNIST per model."""
-    return [{"label": summary[d][key]["label"], "values": summary[d][key]["test_acc"], "dataset": d}
-            for key in _compared(summary, "fashion-mnist") for d in ("mnist", "fashion-mnist")
-            if key in summary.get(d, {})]

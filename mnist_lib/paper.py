@@ -1,11 +1,10 @@
-"""What the report notebook needs to read like a paper: numbered, captioned figures and tables, and
-lookups into report/summary.json that read "n/a" for a row a smaller run did not make (no prose)."""
+"""What the report notebook needs to read like a paper: numbered, captioned figures and tables, the claims'
+verdicts, and lookups into report/summary.json that read "n/a" for a row a smaller run did not make (no prose)."""
 
 from __future__ import annotations
 
 import io
 import struct
-from pathlib import Path
 from typing import Any, Mapping
 
 import matplotlib.pyplot as plt
@@ -14,7 +13,6 @@ from IPython.display import Image, Markdown, display
 
 from mnist_lib import tables
 from mnist_lib.errors import MnistLibError
-from mnist_lib.files import read_json
 from mnist_lib.registry import ABLATION, LR_SWEEP, label
 
 NA = "n/a"
@@ -50,9 +48,8 @@ class Claims:
 
 
 class Numbering:
-    """Figure (or table) numbers in order of first mention, so the text can refer to a figure
-    before it is shown: ``fig.ref("curves")`` -> "Figure 3", and ``fig.show_figure("curves", ...)``
-    later captions it "Figure 3: ..."."""
+    """Figure (or table) numbers in order of first mention, so the text can refer ahead: ``fig.ref("curves")``
+    -> "Figure 3", and ``fig.show_figure("curves", ...)`` later captions it "Figure 3: ..."."""
 
     def __init__(self, kind: str = "Figure"):
         self.kind = kind
@@ -142,58 +139,6 @@ def lr_rows(summary: Mapping[str, Any]) -> dict[str, dict[float, Mapping[str, An
     return out
 
 
-def lr_frame(summary: Mapping[str, Any]):
-    """Per learning rate: each variant's test accuracy (failed runs counted), BatchNorm minus none (95% CI, p)."""
-    return pd.DataFrame([{"lr": f"{e['lr']:g}", **{label(v): tables.fmt_row(r) for v, r in e["rows"].items()},
-                          "BatchNorm − none [95% CI]": tables.fmt_diff(e["comparison"]),
-                          "p": tables.fmt_p(e["comparison"]["p"]) if e["comparison"] else "-"}
-                         for e in summary.get("lr_comparisons", [])])
-
-
-def epochs_frame(summary: Mapping[str, Any]):
-    """Epochs to the validation threshold per course-ablation row, against none."""
-    return pd.DataFrame([{"regularization": r["label"],
-                          "epochs to reach it": tables.pm_values([e for e in r["epochs"] if e is not None]),
-                          "not reached": f"{r['not_reached']} of {len(r['epochs'])}",
-                          "vs none [95% CI]": tables.fmt_diff(r["welch"]) if r["welch"] else "baseline",
-                          "p": tables.fmt_p(r["welch"]["p"]) if r["welch"] else "-"}
-                         for r in summary.get("epochs_to_accuracy", [])])
-
-
-def convergence_frame(summary: Mapping[str, Any]):
-    """The "twice the epochs" check on validation accuracy, test accuracy beside it."""
-    return pd.DataFrame([{"dataset": tables.DATASET_LABELS[c["dataset"]], "model": c["label"],
-                          "epochs": f"{c['epochs']} / {c['epochs_2x']}",
-                          "val acc (%)": f"{c['val_mean']:.2f} / {c['val_mean_2x']:.2f}", "gain": f"{c['gain']:+.2f}",
-                          "seed std": "-" if c["val_std"] is None else f"{c['val_std']:.2f}",
-                          "converged": "yes" if c["converged"] else "no",
-                          "test acc (%)": f"{c['mean']:.2f} / {c['mean_2x']:.2f}"}
-                         for c in sorted(summary.get("convergence", []), key=lambda c: c["dataset"] != "mnist")])
-
-
-def plan_frame(summary: Mapping[str, Any]):
-    """The executed plan: each step's budget and its estimated cost."""
-    return pd.DataFrame([{"step": s["name"], "recipe": s["recipe"], "variants": str(len(s["variants"])),
-                          "epochs": str(s["epochs"]), "seeds": str(len(s["seeds"])),
-                          "images": f"{(s['limit'] or 55_000):,}",
-                          "estimate": tables.seconds_text(s["estimate_seconds"])} for s in summary.get("plan", [])])
-
-
-def seeds_frame(summary: Mapping[str, Any]):
-    """Every seed's test accuracy of the rows the verdicts rest on (five seeds or more; "-": diverged)."""
-    return pd.DataFrame([{"dataset": tables.DATASET_LABELS[d], "row": label(e["variant"]), "recipe": e["recipe"],
-                          **{f"seed {s}": "-" if a is None else f"{a:.2f}" for s, a in zip(e["seeds"], e["test_acc"])}}
-                         for d in ("mnist", "fashion-mnist") for k, e in summary.get(d, {}).items()
-                         if k != "best_variant" and len(e["test_acc"]) >= 5]).fillna("")
-
-
-def records(runs_dir: str | Path, summary: Mapping[str, Any], key: str, dataset: str = "mnist") -> list[dict[str, Any]]:
-    """The metrics.json of every seed of a tuned-recipe row."""
-    seeds = (row(summary, key, dataset) or {}).get("seeds", [])
-    paths = [Path(runs_dir) / dataset / "tuned" / key / f"seed{s}" / "metrics.json" for s in seeds]
-    return [read_json(p) for p in paths if p.is_file()]
-
-
 def at(table, name: str, shift: int) -> str:
     """A cell of a shift table as text."""
     return num(table.loc[name, shift]) if name in table.index and shift in table.columns else NA
@@ -218,9 +163,8 @@ def claims_frame(summary: Mapping[str, Any], sections: Mapping[str, str]):
     """Table 1: one row per claim of the writeup, our measurement, the verdict and where the evidence is."""
     bn_e = {r["variant"]: r for r in summary.get("epochs_to_accuracy", [])}.get("ablation_batchnorm")
     bn_test = bn_e and bn_e["welch"]
-    use = {v: usable_lr(by_lr) for v, by_lr in lr_rows(summary).items()}
-    without, with_bn = use.get(LR_SWEEP[0]), use.get(LR_SWEEP[1])
-    rate = {v: NA if u is None else f"{u:g}" for v, u in use.items()}
+    without, with_bn = (usable_lr(lr_rows(summary).get(v, {})) for v in LR_SWEEP)
+    rates = [NA if u is None else f"{u:g}" for u in (without, with_bn)]
     bd = comparison(summary, "ablation_batchnorm_dropout", ABLATION[0], "course")
     lenets = [e for e in (row(summary, "lenet5"), row(summary, "ablation_none@course")) if e]
     mlp_c = row(summary, "custom_mlp@course")
@@ -233,8 +177,7 @@ def claims_frame(summary: Mapping[str, Any], sections: Mapping[str, str]):
         ("BatchNorm cuts the epochs needed to converge", "epochs to the validation threshold: "
          + (f"{tables.fmt_diff(bn_test)}, p {tables.fmt_p(bn_test['p'])}" if bn_test else NA),
          verdict_of(bn_test, -1), f"{sections['bn']}.1"),
-        ("BatchNorm enables higher learning rates", f"highest usable rate {rate.get(LR_SWEEP[0], NA)} without, "
-         f"{rate.get(LR_SWEEP[1], NA)} with it",
+        ("BatchNorm enables higher learning rates", f"highest usable rate {rates[0]} without, {rates[1]} with it",
          UNSUPPORTED if None in (without, with_bn) else HOLDS if with_bn > without else FAILS, f"{sections['bn']}.2"),
         ("BatchNorm + Dropout improve generalization", f"{tables.fmt_diff(bd)} points (course), Holm p "
          f"{tables.fmt_p(bd.get('p_holm'))}", verdict_of(bd, p_key="p_holm"), f"{sections['bn']}.3"),

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -90,17 +90,14 @@ def run_notebook(name: str, output: Path, parameters: Mapping[str, Any]) -> floa
 def _relative_paths(executed: Path) -> None:
     """papermill records the absolute input and output paths in the executed copy's metadata:
     make them repository-relative, so the committed record names no folder of the machine."""
-    if not executed.is_file():
-        return
-    nb = json.loads(executed.read_text())
-    record = nb.get("metadata", {}).get("papermill", {})
-    for key in ("input_path", "output_path"):
-        if record.get(key):
-            record[key] = _rel(Path(record[key]))
-    executed.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    if executed.is_file():
+        nb = json.loads(executed.read_text())
+        record = nb.get("metadata", {}).get("papermill", {})
+        record.update({key: _rel(record[key]) for key in ("input_path", "output_path") if record.get(key)})
+        executed.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
-def _rel(path: Path) -> str:
+def _rel(path: str | Path) -> str:
     """A path as the notebooks get it: repository-relative when inside it (the executed copies are committed)."""
     path = Path(path).resolve()
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
@@ -108,40 +105,32 @@ def _rel(path: Path) -> str:
 
 @dataclass
 class Outputs:
-    """Where one pipeline run writes: the full run's committed folders, or a quick run's own."""
+    """Where one `report` command writes: the full run's committed folders, or a quick run's own."""
     runs: Path
     images: Path
     executed: Path
     report: Path
 
     @classmethod
-    def default(cls, quick: bool, runs: str | Path | None = None, images: str | Path | None = None,
-                executed: str | Path | None = None, report: str | Path | None = None) -> "Outputs":
-        """The defaults (a quick run's all under its runs folder), each replaced by the folder given."""
-        if quick:
-            runs = Path(runs or REPO / "runs" / "quick")
-            defaults = runs / "images", runs / "executed", runs / "report"
-        else:
-            runs = Path(runs or REPO / "runs")
-            defaults = REPO / "images", NOTEBOOKS / "executed", REPO / "report"
-        return cls(runs, *(Path(p) if p else default for p, default in zip((images, executed, report), defaults)))
+    def of(cls, args: argparse.Namespace) -> "Outputs":
+        """The folders given, else the defaults; all absolute."""
+        runs = Path(args.runs_dir or (REPO / "runs" / "quick" if args.quick else REPO / "runs"))
+        home = runs if args.quick else REPO  # a quick run keeps everything under its runs folder
+        defaults = home / "images", (home if args.quick else NOTEBOOKS) / "executed", home / "report"
+        given = args.images_dir, args.executed_dir, args.report_dir
+        return cls(runs.resolve(), *(Path(p or default).resolve() for p, default in zip(given, defaults)))
 
 
-def plan_steps(quick: bool, fashion: bool = True) -> list[Step]:
-    """The plan (STUDY, or QUICK), without its Fashion-MNIST steps unless ``fashion``."""
-    return [s for s in (QUICK if quick else STUDY) if fashion or s.dataset == "mnist"]
-
-
-def step_parameters(step: Step, variant: str | None, outputs: Outputs, device: str, data_dir: str | None,
-                    retrain: bool, quick: bool) -> tuple[str, dict[str, Any]]:
-    """(notebook, papermill parameters) of a plan step; ``variant`` resolves a BEST step."""
+def step_parameters(step: Step, variant: str | None, outputs: Outputs, args: argparse.Namespace
+                    ) -> tuple[str, dict[str, Any]]:
+    """(notebook, papermill parameters) of a plan step under the command's options; ``variant`` resolves a BEST step."""
     runs = outputs.runs / step.group  # group "": the runs folder itself
     figures = outputs.images if step.figures else runs / "figures" / step.name
-    params: dict[str, Any] = dict(seeds=list(step.seeds), epochs=step.epochs, dataset=step.dataset, device=device,
-                                  runs_dir=_rel(runs), images_dir=_rel(figures), retrain=retrain)
+    params: dict[str, Any] = dict(seeds=list(step.seeds), epochs=step.epochs, dataset=step.dataset, device=args.device,
+                                  runs_dir=_rel(runs), images_dir=_rel(figures), retrain=args.retrain)
     # Fashion-MNIST steps: the loader's own default data folder (it stages the data in ./data)
-    optional = dict(limit=step.limit, lr=step.lr, val_size=QUICK_VAL if quick else None,
-                    data_dir=(data_dir or None) if step.dataset == "mnist" else None)
+    optional = dict(limit=step.limit, lr=step.lr, val_size=QUICK_VAL if args.quick else None,
+                    data_dir=(args.data_dir or None) if step.dataset == "mnist" else None)
     params.update({k: v for k, v in optional.items() if v is not None})
     if step.notebook == "ablation":
         return "ablation", dict(params, variants=list(step.variants), recipes=[step.recipe])
@@ -174,78 +163,34 @@ def _best_variant(outputs: Outputs) -> str | None:
     return None if variant in HEADLINE else variant
 
 
-def run_plan(steps: Sequence[Step], outputs: Outputs, device: str = "auto", data_dir: str | None = None,
-             retrain: bool = False, quick: bool = False, workers: int = 2, log=print) -> dict[str, float]:
+def run_plan(steps: Sequence[Step], outputs: Outputs, args: argparse.Namespace, workers: int) -> None:
     """Execute the steps, ``workers`` notebooks side by side (one torch thread each), each once its ``after``
-    steps have finished, with a progress bar of finished runs on stdout (stderr keeps the `error:` line). Returns
-    each step's seconds."""
+    steps have finished, with a progress bar of finished runs on stdout (stderr keeps the `error:` line)."""
     bar = tqdm(total=sum(s.runs for s in steps), desc="study: runs done", unit="run", dynamic_ncols=True,
                file=sys.stdout)
-    timings: dict[str, float] = {}
     pending, running, done, best = list(steps), {}, set(), None
-    try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            while pending or running:
-                for s in [s for s in pending if set(s.after) <= done][: workers - len(running)]:
-                    pending.remove(s)
-                    variant = _best_variant(outputs) if BEST in s.variants else None
-                    if BEST in s.variants and variant is None:
-                        bar.total -= s.runs
-                        done.add(s.name)
-                        log(f"skip {s.name}: the best MNIST variant has its own row")
-                        continue
-                    best = variant or best
-                    notebook, params = step_parameters(s, variant, outputs, device, data_dir, retrain, quick)
-                    out = outputs.executed / f"{s.name}.ipynb"
-                    tqdm.write(f"start {s.name}: {notebook}.ipynb -> {_rel(out)}", file=sys.stdout)
-                    running[pool.submit(_execute, notebook, str(out), params, 1 if workers > 1 else None)] = s
-                finished, _ = wait(running, timeout=2.0, return_when=FIRST_COMPLETED)  # the bar moves meanwhile
-                for future in finished:
-                    s = running.pop(future)
-                    timings[s.name] = future.result()  # a failed step raises its one-line error here
+    with bar, ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        while pending or running:
+            for s in [s for s in pending if set(s.after) <= done][: workers - len(running)]:
+                pending.remove(s)
+                variant = _best_variant(outputs) if BEST in s.variants else None
+                if BEST in s.variants and variant is None:
+                    bar.total -= s.runs
                     done.add(s.name)
-                    tqdm.write(f"done  {s.name} in {seconds_text(timings[s.name])}", file=sys.stdout)
-                bar.n = _runs_done(steps, outputs, best)
-                bar.refresh()
-    finally:
-        bar.n = _runs_done(steps, outputs, best)
-        bar.close()
-    return timings
-
-
-def pipeline(quick: bool = False, outputs: Outputs | None = None, device: str = "auto", data_dir: str | None = None,
-             fashion: bool = True, retrain: bool = False, workers: int = 2, report_only: bool = False,
-             train_only: bool = False, log=print) -> dict[str, Any]:
-    """Run the plan, write report/summary.json, run the comparison and report notebooks, export the
-    report; the paths and timings. ``report_only``: train nothing, summarize the finished runs
-    (their records are enough). ``train_only``: stop after summary.json (a machine without LaTeX)."""
-    from mnist_lib.experiments import write_summary  # imports torch: not at the CLI's start
-
-    if report_only and train_only:
-        raise MnistLibError("--report-only and --train-only exclude each other: pass one")
-    if not train_only:
-        check_report_tools()
-    outputs = Outputs(*(p.resolve() for p in astuple(outputs or Outputs.default(quick))))
-    steps = plan_steps(quick, fashion)
-    log(describe(steps, workers), flush=True)
-    start = time.perf_counter()
-    summary_path = outputs.report / "summary.json"
-    timings = {} if report_only else run_plan(steps, outputs, device, data_dir, retrain, quick, workers, log)
-    recorded = [dict(asdict(s), estimate_seconds=round(estimate_seconds(s), 1)) for s in steps]
-    summary = write_summary(outputs.runs, summary_path, workers=workers, plan=recorded)
-    took = seconds_text(summary["environment"]["wall_seconds"] or 0)
-    if train_only:
-        log(f"wrote {_rel(summary_path)}: the study's runs took {took}; render the report with --report-only")
-        return {"summary": summary_path, "timings": timings, "outputs": outputs}
-    params = dict(runs_dir=_rel(outputs.runs), images_dir=_rel(outputs.images), summary_path=_rel(summary_path))
-    for name, extra in (("comparison", {}), ("report", {"strict": not quick})):
-        out = outputs.executed / f"{name}.ipynb"
-        log(f"{name}.ipynb -> {_rel(out)}", flush=True)
-        timings[name] = run_notebook(name, out, {**params, **extra})
-    html, pdf = export_report(outputs.executed / "report.ipynb", outputs.report)
-    total = time.perf_counter() - start
-    log(f"wrote {_rel(html)} and {_rel(pdf)}: the study's runs took {took}; this command {seconds_text(total)}")
-    return {"html": html, "pdf": pdf, "summary": summary_path, "seconds": total, "timings": timings, "outputs": outputs}
+                    tqdm.write(f"skip {s.name}: the best MNIST variant has its own row", file=sys.stdout)
+                    continue
+                best = variant or best
+                notebook, params = step_parameters(s, variant, outputs, args)
+                out = outputs.executed / f"{s.name}.ipynb"
+                tqdm.write(f"start {s.name}: {notebook}.ipynb -> {_rel(out)}", file=sys.stdout)
+                running[pool.submit(_execute, notebook, str(out), params, 1 if workers > 1 else None)] = s
+            finished, _ = wait(running, timeout=2.0, return_when=FIRST_COMPLETED)  # the bar moves meanwhile
+            for future in finished:
+                s = running.pop(future)  # a failed step raises its one-line error in future.result()
+                tqdm.write(f"done  {s.name} in {seconds_text(future.result())}", file=sys.stdout)
+                done.add(s.name)
+            bar.n = _runs_done(steps, outputs, best)
+            bar.refresh()
 
 
 def add_command(subparsers) -> None:
@@ -266,17 +211,23 @@ def add_command(subparsers) -> None:
     p.add_argument("--report-dir",
                    help="report.html, report.pdf, summary.json (default: report/, or <runs-dir>/report)")
     p.add_argument("--no-fashion", action="store_true", help="skip the Fashion-MNIST steps")
-    p.add_argument("--report-only", action="store_true",
-                   help="train nothing: summarize the finished runs, run the comparison and report notebooks, export")
-    p.add_argument("--train-only", action="store_true",
-                   help="run the plan and write summary.json, nothing after (no LaTeX needed); "
-                        "render later with --report-only")
+    only = p.add_mutually_exclusive_group()
+    only.add_argument("--report-only", action="store_true", help="train nothing: summarize the finished runs, "
+                                                                 "run the comparison and report notebooks, export")
+    only.add_argument("--train-only", action="store_true",
+                      help="run the plan and write summary.json, nothing after (no LaTeX needed); "
+                           "render later with --report-only")
     p.add_argument("--retrain", action="store_true",
                    help="train again even where a finished run of the same config exists")
     p.set_defaults(func=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """Run the plan, write summary.json, run the comparison and report notebooks, export the report.
+    --report-only trains nothing (the finished runs' records are enough); --train-only stops after summary.json
+    (a machine without LaTeX)."""
+    from mnist_lib.experiments import write_summary  # imports torch: not at the CLI's start
+
     workers = args.workers
     if workers is None:
         import torch
@@ -284,11 +235,29 @@ def cmd_report(args: argparse.Namespace) -> int:
         workers = 1 if torch.cuda.is_available() else 2
     if workers <= 0:
         raise MnistLibError(f"--workers must be a positive integer, got {workers}")
+    steps = [s for s in (QUICK if args.quick else STUDY) if not args.no_fashion or s.dataset == "mnist"]
+    if not (args.plan or args.train_only):
+        check_report_tools()  # before hours of work
+    print(describe(steps, workers), flush=True)
     if args.plan:
-        print(describe(plan_steps(args.quick, not args.no_fashion), workers))
         return 0
-    outputs = Outputs.default(args.quick, args.runs_dir, args.images_dir, args.executed_dir, args.report_dir)
-    pipeline(quick=args.quick, outputs=outputs, device=args.device, data_dir=args.data_dir,
-             fashion=not args.no_fashion, retrain=args.retrain, workers=workers, report_only=args.report_only,
-             train_only=args.train_only)
+    outputs = Outputs.of(args)
+    start = time.perf_counter()
+    summary_path = outputs.report / "summary.json"
+    if not args.report_only:
+        run_plan(steps, outputs, args, workers)
+    recorded = [dict(asdict(s), estimate_seconds=round(estimate_seconds(s), 1)) for s in steps]
+    summary = write_summary(outputs.runs, summary_path, workers=workers, plan=recorded)
+    took = seconds_text(summary["environment"]["wall_seconds"] or 0)
+    if args.train_only:
+        print(f"wrote {_rel(summary_path)}: the study's runs took {took}; render the report with --report-only")
+        return 0
+    params = dict(runs_dir=_rel(outputs.runs), images_dir=_rel(outputs.images), summary_path=_rel(summary_path))
+    for name, extra in (("comparison", {}), ("report", {"strict": not args.quick})):
+        out = outputs.executed / f"{name}.ipynb"
+        print(f"{name}.ipynb -> {_rel(out)}", flush=True)
+        run_notebook(name, out, {**params, **extra})
+    html, pdf = export_report(outputs.executed / "report.ipynb", outputs.report)
+    print(f"wrote {_rel(html)} and {_rel(pdf)}: the study's runs took {took}; "
+          f"this command {seconds_text(time.perf_counter() - start)}")
     return 0

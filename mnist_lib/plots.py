@@ -31,7 +31,7 @@ def save(fig: plt.Figure, path: str | Path | None) -> plt.Figure:
 def _mean_band(runs: Sequence[Sequence[float | None]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Epoch axis, mean, min and max over seeds (runs of different lengths: common epochs)."""
     length = min(len(r) for r in runs)
-    values = np.array([[np.nan if v is None else v for v in r[:length]] for r in runs], dtype=float)
+    values = np.array([r[:length] for r in runs], dtype=float)  # None -> NaN
     return np.arange(1, length + 1), np.nanmean(values, 0), np.nanmin(values, 0), np.nanmax(values, 0)
 
 
@@ -49,7 +49,7 @@ def curves_figure(histories: Sequence[Sequence[Mapping[str, Any]]], path: str | 
                   title: str = "", selected_epochs: Sequence[int] | None = None) -> plt.Figure:
     """Loss and accuracy per epoch for train, validation and test: the mean over seeds as a
     line, the range over seeds as a band; the kept (best-validation) epochs marked."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="tight")
     for ax, metric, name, ylabel in ((axes[0], "loss", "loss", "cross-entropy loss"),
                                      (axes[1], "acc", "accuracy", "accuracy (%)")):
         for split, (label, color, style) in SPLITS.items():
@@ -64,7 +64,6 @@ def curves_figure(histories: Sequence[Sequence[Mapping[str, Any]]], path: str | 
     axes[1].legend(loc="lower right")
     band = f"mean of {len(histories)} seeds, band: min–max" if len(histories) > 1 else "one seed"
     fig.suptitle(f"{title} ({band}; dotted: kept epoch)" if title else band, fontsize=11)
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -74,7 +73,7 @@ def full_result_figure(histories: Mapping[str, Sequence[Sequence[Mapping[str, An
     augmented images), validation and test accuracy, mean over seeds with a min–max band. The y-range starts
     at the lowest mean from the second epoch on, so the last tenths of a point stay visible."""
     n = len(histories)
-    fig, axes = plt.subplots(1, n, figsize=(2.4 * n + 0.4, 2.9), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(2.4 * n + 0.4, 2.9), squeeze=False, layout="tight")
     for ax, (label, runs) in zip(axes[0], histories.items()):
         low_y = 100.0
         for split, (name, color, _) in SPLITS.items():
@@ -90,7 +89,6 @@ def full_result_figure(histories: Mapping[str, Sequence[Sequence[Mapping[str, An
     axes[0, -1].legend(fontsize=8.5, loc="lower right")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -98,14 +96,13 @@ def lr_sweep_figure(rows: Mapping[str, Mapping[float, Sequence[float | None]]], 
                     title: str = "") -> plt.Figure:
     """Test accuracy against a constant learning rate (log scale), one line per variant (label ->
     {lr: per-seed accuracies}); seeds as dots, a failed or diverged run drawn at the bottom."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.0))
+    fig, ax = plt.subplots(figsize=(5.2, 3.0), layout="tight")
     for i, (label, by_lr) in enumerate(rows.items()):
         lrs = sorted(by_lr)
         learned = [[a for a in by_lr[lr] if a is not None] for lr in lrs]
         ax.plot(lrs, [np.mean(accs) if accs else np.nan for accs in learned], marker="o", color=f"C{i}", label=label)
-        for lr in lrs:
-            ax.scatter([lr] * len(by_lr[lr]), [0.0 if a is None else a for a in by_lr[lr]], s=12, color=f"C{i}",
-                       alpha=0.5)
+        ax.scatter([lr for lr in lrs for _ in by_lr[lr]], [0.0 if a is None else a for lr in lrs for a in by_lr[lr]],
+                   s=12, color=f"C{i}", alpha=0.5)  # every seed, a failed one at 0
     ax.set_xscale("log")
     every_lr = sorted({lr for by_lr in rows.values() for lr in by_lr})
     ax.set_xticks(every_lr, [f"{lr:g}" for lr in every_lr])
@@ -115,7 +112,6 @@ def lr_sweep_figure(rows: Mapping[str, Mapping[float, Sequence[float | None]]], 
     ax.tick_params(labelsize=8.5)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8.5)
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -130,10 +126,9 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], path: str |
     """Seaborn heatmap of a confusion matrix; the diagonal is masked so the errors stand out
     (its counts are written on the row labels as per-class accuracy)."""
     import seaborn as sns
-
     matrix = np.asarray(matrix)
     per_class = 100 * np.diag(matrix) / np.maximum(matrix.sum(1), 1)
-    fig, ax = plt.subplots(figsize=(7.5, 6.2))
+    fig, ax = plt.subplots(figsize=(7.5, 6.2), layout="tight")
     sns.heatmap(matrix, mask=np.eye(len(matrix), dtype=bool), annot=True, fmt="d", cmap="Reds",
                 cbar_kws={"label": "errors (off-diagonal)"},
                 linewidths=0.4, linecolor="#eeeeee", ax=ax, annot_kws={"fontsize": 7.5},
@@ -144,7 +139,6 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], path: str |
     ax.set_ylabel("true class (per-class accuracy)")
     ax.set_title(title or "confusion matrix (test set)", fontsize=11)
     plt.setp(ax.get_xticklabels(), rotation=45 if max(len(c) for c in class_names) > 2 else 0, ha="right")
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -154,9 +148,9 @@ def misclassified_figure(images: torch.Tensor, labels: torch.Tensor, predictions
     """A torchvision make_grid gallery of the first ``count`` misclassified images (pixels in
     [0, 1]), each captioned 'true → predicted'."""
     from torchvision.utils import make_grid
-
     wrong = (predictions != labels).nonzero().flatten()[:count]
-    fig, ax = plt.subplots(figsize=(per_row * 1.15, max(1, math.ceil(len(wrong) / per_row)) * 1.35 + 0.6))
+    fig, ax = plt.subplots(figsize=(per_row * 1.15, max(1, math.ceil(len(wrong) / per_row)) * 1.35 + 0.6),
+                           layout="tight")
     ax.axis("off")
     if len(wrong) == 0:
         ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
@@ -173,7 +167,6 @@ def misclassified_figure(images: torch.Tensor, labels: torch.Tensor, predictions
                 bbox=dict(facecolor="black", alpha=0.55, pad=0.6, linewidth=0))
     total = int((predictions != labels).sum())
     ax.set_title(title or f"misclassified test images (first {len(wrong)} of {total:,}; true→predicted)", fontsize=10)
-    fig.tight_layout()
     return save(fig, path)
 
 
@@ -183,19 +176,18 @@ def mean_std_figure(rows: Sequence[Mapping[str, Any]], path: str | Path | None =
     one marker colour per group, the seeds as dots: the ablation and dataset charts."""
     labels = list(dict.fromkeys(r["label"] for r in rows))
     groups = list(dict.fromkeys(r[group_key] for r in rows))
-    fig, ax = plt.subplots(figsize=(6.8, 0.42 * len(labels) * max(1, len(groups) * 0.7) + 1.2))
-    height = 0.7 / max(len(groups), 1)
+    fig, ax = plt.subplots(figsize=(6.8, 0.42 * len(labels) * max(1, len(groups) * 0.7) + 1.2), layout="tight")
+    height = 0.7 / len(groups)
 
     def y_of(row: Mapping[str, Any]) -> float:  # its label's line, each group a little offset
         return labels.index(row["label"]) + (groups.index(row[group_key]) - (len(groups) - 1) / 2) * height
 
     for g, group in enumerate(groups):
-        color = f"C{g}"  # the colour cycle's g-th (it wraps around)
         for k, r in enumerate(r for r in rows if r[group_key] == group):
             y, values = y_of(r), list(r["values"])
             mean, std = stats.mean_std(values)
-            ax.errorbar(mean, y, xerr=std or 0.0, fmt="o", color=color, capsize=4, label=None if k else str(group))
-            ax.scatter(values, [y] * len(values), s=12, color=color, alpha=0.45, zorder=3)
+            ax.errorbar(mean, y, xerr=std or 0.0, fmt="o", color=f"C{g}", capsize=4, label=None if k else str(group))
+            ax.scatter(values, [y] * len(values), s=12, color=f"C{g}", alpha=0.45, zorder=3)
             ax.annotate(f"{mean:.2f}", (mean, y), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=9)
     ax.invert_yaxis()
@@ -215,8 +207,7 @@ def mean_std_figure(rows: Sequence[Mapping[str, Any]], path: str | Path | None =
         for r, v in failed:
             ax.annotate(f"◄ a seed at {v:.1f}% (did not learn); mean off scale", (left, y_of(r)), xytext=(4, -9),
                         textcoords="offset points", fontsize=7, color="0.3")
-    if len(groups) > 1 or groups[0] not in ("", None):
+    if groups != [""]:  # one unnamed group: no legend
         ax.legend(fontsize=8.5, loc="best")
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
     return save(fig, path)

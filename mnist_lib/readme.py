@@ -12,7 +12,7 @@ import pandas as pd
 
 from mnist_lib.bench import format_summary
 from mnist_lib.errors import MnistLibError
-from mnist_lib.files import read_json, write_atomic_text
+from mnist_lib.files import read_json, write_atomic
 from mnist_lib.models import build_model, count_parameters
 from mnist_lib.pipeline import REPO
 from mnist_lib.registry import HEADLINE, MODELS
@@ -61,8 +61,7 @@ def readme_bench(bench: Mapping[str, Any]) -> str:
 
 
 def update_readme(readme: str | Path, summary_path: str | Path | None, bench_path: str | Path | None) -> list[str]:
-    """Replace the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in the README with
-    tables made from the saved JSON; return the blocks written. Nothing is typed by hand."""
+    """Refill the README's `<!-- NAME:begin -->` ... `<!-- NAME:end -->` blocks from the saved JSON; their names."""
     readme = Path(readme)
     text = readme.read_text()
     made = {"models": readme_models()}
@@ -75,7 +74,7 @@ def update_readme(readme: str | Path, summary_path: str | Path | None, bench_pat
         if not pattern.search(text):
             raise MnistLibError(f"{readme} has no <!-- {name}:begin --> ... <!-- {name}:end --> block to fill")
         text = pattern.sub(lambda m: m.group(1) + body.rstrip("\n") + "\n" + m.group(2), text)
-    write_atomic_text(readme, text)
+    write_atomic(readme, text)
     return list(made)
 
 

@@ -44,9 +44,9 @@ def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
     return {**out, "ci95": [float(low), float(high)], "p": float(result.pvalue)}
 
 
-def verdict(test: dict[str, Any], alpha: float = ALPHA) -> str:
-    """helps / hurts when the difference is significant at ``alpha``; otherwise no evidence."""
-    if test["p"] is None or math.isnan(test["p"]) or test["p"] >= alpha:
+def verdict(test: dict[str, Any]) -> str:
+    """helps / hurts when the difference is significant at ALPHA; otherwise no evidence."""
+    if test["p"] is None or math.isnan(test["p"]) or test["p"] >= ALPHA:
         return "no evidence either way"
     return "helps" if test["diff"] > 0 else "hurts"
 

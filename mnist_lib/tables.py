@@ -1,5 +1,5 @@
-"""Numbers into text: formatting, comparisons and the tables the comparison and report notebooks
-show and the README repeats. No paragraphs: the prose lives in the notebooks."""
+"""report/summary.json as the notebooks, the report and the README show it: numbers as text, the
+tables, and the rows of the summary's figures. No prose (it lives in the notebooks), no torch."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 from mnist_lib import stats
 from mnist_lib.config import DATASET_LABELS, TrainConfig
 from mnist_lib.files import read_json
-from mnist_lib.registry import ABLATION, HEADLINE, label, summary_key
+from mnist_lib.registry import ABLATION, DEFAULT_RECIPE, HEADLINE, VARIANTS, label, summary_key
 
 # The study's targets: mean test accuracy over seeds (epoch chosen on validation), at most 62k parameters.
 TARGETS = [
@@ -25,9 +25,41 @@ TARGETS = [
 PARAM_LIMIT = 62_000
 
 
-def fmt_pm(mean: float, std: float | None, n: int) -> str:
-    """'99.12 ± 0.05' over several seeds, '99.12' for one."""
-    return f"{mean:.2f}" if n < 2 or std is None else f"{mean:.2f} ± {std:.2f}"
+def fmt_pm(mean: float, std: float | None) -> str:
+    """'99.12 ± 0.05', or '99.12' without a std (one seed)."""
+    return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
+
+
+def pm_values(values: Sequence[float]) -> str:
+    """'mean ± std' of per-seed values ('-' for none)."""
+    return fmt_pm(*stats.mean_std(values)) if values else "-"
+
+
+def fmt_row(entry: Mapping[str, Any] | None) -> str:
+    """A row's test accuracy over the runs that learned, with failed runs counted beside it."""
+    if entry is None:
+        return "-"
+    if entry["mean"] is None:
+        return f"all {entry['failed']} runs failed"
+    return fmt_pm(entry["mean"], entry["std"]) + (f" ({entry['failed']} failed)" if entry["failed"] else "")
+
+
+def fmt_diff(c: Mapping[str, Any] | None) -> str:
+    """'+0.12 [+0.03, +0.21]': a difference in points with its 95% confidence interval ('-': none)."""
+    if not c or c["diff"] is None:
+        return "-"
+    ci = f" [{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}]" if c.get("ci95") else ""
+    return f"{c['diff']:+.2f}{ci}"
+
+
+def fmt_p(p: float | None) -> str:
+    return "-" if p is None else "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def welch_cells(test: Mapping[str, Any] | None, column: str = "vs none [95% CI]",
+                absent: str = "baseline") -> dict[str, str]:
+    """A Welch test's two cells, the difference [95% CI] under ``column`` and "p" (``absent`` and '-' without one)."""
+    return {column: fmt_diff(test) if test else absent, "p": fmt_p(test["p"]) if test else "-"}
 
 
 def seconds_text(seconds: float) -> str:
@@ -41,11 +73,9 @@ TABLE_CHARS = 95  # about the digits of a \footnotesize line of the PDF's text w
 
 
 def markdown_table(frame, wrap: int = 28) -> str:
-    """A DataFrame as a markdown pipe table. The separator's dashes set the relative column widths
-    pandoc gives a wide table in the PDF (a table wider than 72 characters fills the text width and
-    wraps its cells). Number-like columns ("99.49 ± 0.04", "+0.26 [+0.14, +0.38]") and columns of
-    short cells get their full width, so they never wrap; text columns share what is left of a
-    line, at least their longest word, at most ``wrap`` characters."""
+    """A DataFrame as a markdown pipe table whose dashes set the column widths pandoc gives a wide table in the
+    PDF (over 72 characters it fills the text width, wrapping cells): number-like ("+0.26 [+0.14, +0.38]") and
+    short columns get their full width, never wrapping; text columns share the rest, at most ``wrap`` each."""
     if frame.empty:
         return "*(no rows)*"
     header = [str(c) for c in frame.columns]
@@ -67,8 +97,7 @@ def markdown_table(frame, wrap: int = 28) -> str:
 
 def _word_width(texts: Iterable[str]) -> int:
     """The dashes a column needs for its longest word: x1.25, as a proportional font's capitals and
-    underscores are wider than the monospace count; +1 only, as pandoc's LaTeX columns add their
-    padding themselves."""
+    underscores are wider than the monospace count; +1 only, as pandoc's LaTeX columns add their padding."""
     return math.ceil(1.25 * max(len(w) for t in texts for w in (t.split() or [""]))) + 1
 
 
@@ -80,9 +109,7 @@ def _looks_numeric(text: str) -> bool:
         return False
 
 
-def display_name(entry: Mapping[str, Any]) -> str:
-    return label(entry["variant"])
-
+# --------------------------------------------------------------------------- the tables
 
 def results_frame(summary: Mapping[str, Any], dataset: str = "mnist", keys: Iterable[str] | None = None):
     """Rows of one dataset: parameters, epochs, seeds (failed ones counted), and the kept models'
@@ -100,15 +127,10 @@ def results_frame(summary: Mapping[str, Any], dataset: str = "mnist", keys: Iter
     return pd.DataFrame(rows)
 
 
-def pm_values(values: Sequence[float]) -> str:
-    """'mean ± std' of per-seed values ('-' for none)."""
-    return fmt_pm(*stats.mean_std(values), len(values)) if values else "-"
-
-
-def results_table(summary: Mapping[str, Any], dataset: str = "mnist", keys: Iterable[str] | None = None) -> str:
-    """results_frame as markdown, with the columns that are the same on every row (recipe,
-    seeds, epochs) said once in a line above instead, so the table fits a page."""
-    frame = results_frame(summary, dataset, keys)
+def results_table(summary: Mapping[str, Any], dataset: str = "mnist") -> str:
+    """Every row of results_frame as markdown, the columns that are the same on every row (recipe, seeds,
+    epochs) said once in a line above instead, so the table fits a page."""
+    frame = results_frame(summary, dataset)
     if frame.empty:
         return f"*No runs on {dataset}.*"
     same = [c for c in ("recipe", "seeds", "epochs") if frame[c].nunique() == 1]
@@ -117,20 +139,16 @@ def results_table(summary: Mapping[str, Any], dataset: str = "mnist", keys: Iter
 
 
 def ordered_keys(entries: Mapping[str, Any]) -> list[str]:
-    """Summary keys in reading order: project recipe first; the three models, other variants, the ablation."""
-    def rank(key: str) -> tuple:
-        v = entries[key]["variant"]
-        group = 0 if v in HEADLINE else 2 if v in ABLATION else 1
-        order = HEADLINE.index(v) if v in HEADLINE else ABLATION.index(v) if v in ABLATION else 0
-        return (entries[key]["recipe"] != "tuned", group, order, v)
-
-    return sorted((k for k in entries if k != "best_variant"), key=rank)
+    """Summary keys in reading order: project recipe first, then the registry's (the three models, the other
+    variants, the ablation)."""
+    order = list(VARIANTS)
+    return sorted((k for k in entries if k != "best_variant"),
+                  key=lambda k: (entries[k]["recipe"] != DEFAULT_RECIPE, order.index(entries[k]["variant"])))
 
 
 def row_name(entry: Mapping[str, Any]) -> str:
-    """How a table names a summary entry: the model's name, or 'ablation: <label>'."""
-    v = entry["variant"]
-    return display_name(entry) if v in HEADLINE else f"ablation: {entry['label']}" if v in ABLATION else entry["label"]
+    """How a table names a summary entry: its label, 'ablation: <label>' for an ablation row."""
+    return f"ablation: {entry['label']}" if entry["variant"] in ABLATION else entry["label"]
 
 
 def targets_frame(summary: Mapping[str, Any]):
@@ -145,55 +163,33 @@ def targets_frame(summary: Mapping[str, Any]):
     return pd.DataFrame(rows)
 
 
-def stability_frame(summary: Mapping[str, Any], dataset: str = "mnist"):
-    """The stability sweep: runs, failed runs, and the spread of the rest."""
+def stability_frame(summary: Mapping[str, Any]):
+    """The stability sweep (on MNIST): runs, failed runs, and the spread of the rest."""
     return pd.DataFrame([{"variant": e["label"], "runs": str(len(e["test_acc"])), "failed": str(e["failed"]),
                           "test acc (%)": fmt_row(e), "lowest (%)": f"{min(e['test_acc']):.2f}"}
-                         for e in summary.get("stability", {}).get(dataset, {}).values() if "chosen_by" not in e])
+                         for e in summary.get("stability", {}).get("mnist", {}).values() if "chosen_by" not in e])
+
+
+def recipe_cells(c: TrainConfig) -> dict[str, str]:
+    """A config's recipe as table cells: a row of the recipes table, a model notebook's description."""
+    schedule = {"none": "constant {:g}", "onecycle": "one-cycle, peak {:g}", "cosine": "cosine from {:g}"}[c.schedule]
+    sgd = f"SGD, momentum {c.momentum:g}" + (", Nesterov" if c.nesterov else "")
+    return {"optimizer": sgd if c.optimizer == "sgd" else "AdamW", "lr": schedule.format(c.lr),
+            "batch": str(c.batch_size), "weight decay": f"{c.weight_decay:g}",
+            "grad clip": "-" if c.grad_clip is None else f"norm {c.grad_clip:g}",
+            "augmentation": "none" if not c.augment else f"shifts ±{c.augment_shift:g} px"
+            + (f", rotations ±{c.augment_degrees:g}°" if c.augment_mode == "affine" else "")}
 
 
 def recipes_frame():
     """The two recipes side by side, from config.PRESETS."""
-    rows = []
-    for name in ("course", "tuned"):
-        c = TrainConfig.from_preset(name)
-        schedule = {"none": f"constant {c.lr:g}", "onecycle": f"one-cycle, peak {c.lr:g}",
-                    "cosine": f"cosine from {c.lr:g}"}[c.schedule]
-        rows.append({"recipe": name,
-                     "optimizer": f"SGD, momentum {c.momentum:g}" + (", Nesterov" if c.nesterov else ""),
-                     "lr": schedule, "batch": str(c.batch_size), "weight decay": f"{c.weight_decay:g}",
-                     "grad clip": "-" if c.grad_clip is None else f"norm {c.grad_clip:g}",
-                     "augmentation": "none" if not c.augment else f"shifts ±{c.augment_shift:g} px"
-                     + (f", rotations ±{c.augment_degrees:g}°" if c.augment_mode == "affine" else "")})
-    return pd.DataFrame(rows)
-
-
-def fmt_row(entry: Mapping[str, Any] | None) -> str:
-    """A row's test accuracy over the runs that learned, with failed runs counted beside it."""
-    if entry is None:
-        return "-"
-    if entry["mean"] is None:
-        return f"all {entry['failed']} runs failed"
-    failed = f" ({entry['failed']} failed)" if entry["failed"] else ""
-    return fmt_pm(entry["mean"], entry["std"], len(entry["learned_acc"])) + failed
-
-
-def fmt_diff(c: Mapping[str, Any] | None) -> str:
-    """'+0.12 [+0.03, +0.21]': a difference in points with its 95% confidence interval ('-': none)."""
-    if not c or c["diff"] is None:
-        return "-"
-    ci = f" [{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}]" if c.get("ci95") else ""
-    return f"{c['diff']:+.2f}{ci}"
-
-
-def fmt_p(p: float | None) -> str:
-    return "-" if p is None else "< 0.001" if p < 0.001 else f"{p:.3f}"
+    return pd.DataFrame([{"recipe": name, **recipe_cells(TrainConfig.from_preset(name))}
+                         for name in ("course", "tuned")])
 
 
 def ablation_frame(summary: Mapping[str, Any], variants: Sequence[str], recipe: str, dataset: str = "mnist"):
-    """One row per variant under one recipe: mean ± std test accuracy (failed runs counted), the
-    train-test gap, and against the first variant (the baseline) the difference with its 95% CI,
-    Welch's p-value and the p-value Holm-adjusted over the rows."""
+    """One row per variant under one recipe: test accuracy (failed runs counted), the train-test gap and, against
+    the first variant (the baseline), the difference [95% CI], Welch's p and Holm's adjusted p over the rows."""
     entries = summary.get(dataset, {})
     present = {v: entries[summary_key(v, recipe)] for v in variants if summary_key(v, recipe) in entries}
     base = entries.get(summary_key(variants[0], recipe))
@@ -201,24 +197,96 @@ def ablation_frame(summary: Mapping[str, Any], variants: Sequence[str], recipe: 
     holm = dict(zip(tests, stats.holm([t["p"] for t in tests.values()])))
     return pd.DataFrame([{"regularization": label(v), "test acc (%)": fmt_row(e),
                           "gap": "-" if e["gap_mean"] is None else f"{e['gap_mean']:+.2f}",
-                          "vs none [95% CI]": fmt_diff(tests[v]) if v in tests else "baseline",
-                          "p": fmt_p(tests[v]["p"]) if v in tests else "-", "Holm p": fmt_p(holm.get(v))}
-                         for v, e in present.items()])
+                          **welch_cells(tests.get(v)), "Holm p": fmt_p(holm.get(v))} for v, e in present.items()])
 
 
 def comparisons_frame(summary: Mapping[str, Any]):
     """The saved comparisons (summary["comparisons"]) as a table."""
     return pd.DataFrame([{"dataset": DATASET_LABELS[c["dataset"]], "recipe": c["recipe"], "row": c["label"],
-                          "baseline": c["baseline_label"], "difference [95% CI]": fmt_diff(c), "p": fmt_p(c["p"]),
+                          "baseline": c["baseline_label"], **welch_cells(c, "difference [95% CI]"),
                           "verdict": c["verdict"], "gap (row / baseline)": "-" if None in (c["gap"], c["baseline_gap"])
                           else f"{c['gap']:+.2f} / {c['baseline_gap']:+.2f}"}
                          for c in summary.get("comparisons", [])])
 
 
-def histories(runs_dir: str | Path, dataset: str, recipe: str, variant: str,
-              seeds: Sequence[int]) -> list[list[dict[str, Any]]]:
-    """The per-epoch histories of these seeds of a variant, those that finished (read from metrics.json)."""
-    paths = [Path(runs_dir) / dataset / recipe / variant / f"seed{s}" / "metrics.json" for s in seeds]
-    return [read_json(p)["history"] for p in paths if p.exists()]
+def lr_frame(summary: Mapping[str, Any]):
+    """Per learning rate: each variant's test accuracy (failed runs counted), BatchNorm minus none (95% CI, p)."""
+    return pd.DataFrame([{"lr": f"{e['lr']:g}", **{label(v): fmt_row(r) for v, r in e["rows"].items()},
+                          **welch_cells(e["comparison"], "BatchNorm − none [95% CI]", "-")}
+                         for e in summary.get("lr_comparisons", [])])
 
 
+def epochs_frame(summary: Mapping[str, Any]):
+    """Epochs to the validation threshold per course-ablation row, against none."""
+    return pd.DataFrame([{"regularization": r["label"],
+                          "epochs to reach it": pm_values([e for e in r["epochs"] if e is not None]),
+                          "not reached": f"{r['not_reached']} of {len(r['epochs'])}", **welch_cells(r["welch"])}
+                         for r in summary.get("epochs_to_accuracy", [])])
+
+
+def convergence_frame(summary: Mapping[str, Any]):
+    """The "twice the epochs" check on validation accuracy, test accuracy beside it."""
+    return pd.DataFrame([{"dataset": DATASET_LABELS[c["dataset"]], "model": c["label"],
+                          "epochs": f"{c['epochs']} / {c['epochs_2x']}",
+                          "val acc (%)": f"{c['val_mean']:.2f} / {c['val_mean_2x']:.2f}", "gain": f"{c['gain']:+.2f}",
+                          "seed std": "-" if c["val_std"] is None else f"{c['val_std']:.2f}",
+                          "converged": "yes" if c["converged"] else "no",
+                          "test acc (%)": f"{c['mean']:.2f} / {c['mean_2x']:.2f}"}
+                         for c in sorted(summary.get("convergence", []), key=lambda c: c["dataset"] != "mnist")])
+
+
+def plan_frame(summary: Mapping[str, Any]):
+    """The executed plan: each step's budget and its estimated cost."""
+    return pd.DataFrame([{"step": s["name"], "recipe": s["recipe"], "variants": str(len(s["variants"])),
+                          "epochs": str(s["epochs"]), "seeds": str(len(s["seeds"])),
+                          "images": f"{(s['limit'] or 55_000):,}",
+                          "estimate": seconds_text(s["estimate_seconds"])} for s in summary.get("plan", [])])
+
+
+def seeds_frame(summary: Mapping[str, Any]):
+    """Every seed's test accuracy of the rows the verdicts rest on (five seeds or more; "-": diverged)."""
+    return pd.DataFrame([{"dataset": DATASET_LABELS[d], "row": label(e["variant"]), "recipe": e["recipe"],
+                          **{f"seed {s}": "-" if a is None else f"{a:.2f}" for s, a in zip(e["seeds"], e["test_acc"])}}
+                         for d in ("mnist", "fashion-mnist") for k, e in summary.get(d, {}).items()
+                         if k != "best_variant" and len(e["test_acc"]) >= 5]).fillna("")
+
+
+# --------------------------------------------------------------------------- the run records and the figures' rows
+
+def records(runs_dir: str | Path, summary: Mapping[str, Any], key: str, dataset: str = "mnist") -> list[dict[str, Any]]:
+    """The metrics.json of every finished seed of a row under the project's recipe."""
+    seeds = summary.get(dataset, {}).get(key, {}).get("seeds", [])
+    paths = [Path(runs_dir) / dataset / DEFAULT_RECIPE / key / f"seed{s}" / "metrics.json" for s in seeds]
+    return [read_json(p) for p in paths if p.is_file()]
+
+
+def _compared(summary: Mapping[str, Any], dataset: str) -> list[str]:
+    """The three models, plus the best MNIST variant when it is another one (project recipe)."""
+    entries = summary.get(dataset, {})
+    best = summary.get("mnist", {}).get("best_variant", {}).get("variant")
+    return [k for k in HEADLINE if k in entries] + ([best] if best not in HEADLINE and best in entries else [])
+
+
+def full_result_histories(summary: Mapping[str, Any], runs_dir: str | Path, dataset: str = "mnist") -> dict[str, list]:
+    """label -> per-seed histories of the compared models, for plots.full_result_figure."""
+    found = {label(k): [m["history"] for m in records(runs_dir, summary, k, dataset)]
+             for k in _compared(summary, dataset)}
+    return {name: runs for name, runs in found.items() if runs}
+
+
+def ablation_rows(summary: Mapping[str, Any], variants: Sequence[str], recipes: Sequence[str],
+                  dataset: str = "mnist") -> list[dict[str, Any]]:
+    """Rows for plots.mean_std_figure: one per variant and recipe with a run that did not diverge
+    (a diverged run has no test accuracy; the tables count it)."""
+    entries = summary.get(dataset, {})
+    rows = [{"label": label(v), "values": [a for a in entries[summary_key(v, r)]["test_acc"] if a is not None],
+             "recipe": r} for v in variants for r in recipes if summary_key(v, r) in entries]
+    return [row for row in rows if row["values"]]
+
+
+def dataset_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Rows for plots.mean_std_figure comparing MNIST and Fashion-MNIST per model."""
+    return [{"label": summary[d][key]["label"], "dataset": d,
+             "values": [a for a in summary[d][key]["test_acc"] if a is not None]}  # a diverged run has none
+            for key in _compared(summary, "fashion-mnist") for d in ("mnist", "fashion-mnist")
+            if key in summary.get(d, {})]

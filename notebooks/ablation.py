@@ -91,8 +91,7 @@ display(Markdown(f"{len(runs)} variant × recipe combinations, seeds {runs[0].se
 # ## Training (or reusing) every variant × recipe × seed
 
 # %%
-data = runs[0].load_data()  # one load for every run
-summary = run_grid(runs, data)
+summary = run_grid(runs)  # one data load for every run
 
 # %% [markdown]
 # ## Results
@@ -110,7 +109,7 @@ for recipe in recipes:
     display(Markdown(markdown_table(ablation_frame(summary, variants, recipe, dataset))))
 
 # %%
-from mnist_lib.notebook import ablation_rows
+from mnist_lib.tables import ablation_rows
 rows = ablation_rows(summary, variants, recipes, dataset)  # a row whose every run diverged has nothing to draw
 if rows:
     fig = plots.mean_std_figure(rows, runs[0].images_dir / "ablation.png",

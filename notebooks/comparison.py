@@ -59,8 +59,8 @@ elif importlib.util.find_spec("mnist_lib") is None:
 from IPython.display import Markdown, display
 from mnist_lib import plots, tables
 from mnist_lib.experiments import read_summary, write_summary
-from mnist_lib.notebook import check_report_parameters, dataset_rows, full_result_histories
-from mnist_lib.paper import convergence_frame, plan_frame
+from mnist_lib.notebook import check_report_parameters
+from mnist_lib.tables import convergence_frame, dataset_rows, full_result_histories, plan_frame
 
 runs_dir, images_dir, summary_path = check_report_parameters(runs_dir, images_dir, summary_path)
 # The pipeline writes the summary (with the study's environment and plan); run alone, write it here.

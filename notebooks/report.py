@@ -55,9 +55,10 @@ from mnist_lib.experiments import read_summary
 from mnist_lib.config import TrainConfig
 from mnist_lib.files import read_json
 from mnist_lib.models import build_model, count_parameters
-from mnist_lib.notebook import ablation_rows, check_report_parameters, dataset_rows, full_result_histories
+from mnist_lib.notebook import check_report_parameters
 from mnist_lib.paper import NA, Numbering, comparison, diff_text, num, pm, row
 from mnist_lib.registry import ABLATION, MODELS
+from mnist_lib.tables import ablation_rows, dataset_rows, full_result_histories
 
 runs_dir, images_dir, summary_path = check_report_parameters(runs_dir, images_dir, summary_path)
 S = read_summary(summary_path)
@@ -214,7 +215,7 @@ say(f"""
 "The check fails for " + ", ".join(unconverged) + "."}
 {"" if not mlp_2x else f"CustomMLP gains {num(mlp_2x['test_gain'], sign=True)} points of test accuracy at {mlp_2x['epochs_2x']} epochs, which would narrow its gap to LeNet-5 to about {num(lenet['mean'] - mlp_2x['mean_2x'] if lenet else None)} points: part of the MLP's deficit is training time, most of it is not."}
 """)
-tab.table("convergence", paper.convergence_frame(S), f"Twice the epochs ({len(plan.SEEDS3)} seeds): mean validation accuracy at "
+tab.table("convergence", tables.convergence_frame(S), f"Twice the epochs ({len(plan.SEEDS3)} seeds): mean validation accuracy at "
           "the study's epochs and at twice as many; converged when the gain is at most one seed standard deviation. "
           "Test accuracy for reference.")
 
@@ -255,7 +256,7 @@ LeNet-5 with BatchNorm {e_mean("ablation_batchnorm")} ({tab.ref("epochs")}): Bat
 the caveat that the course recipe's constant learning rate is where BatchNorm's faster start shows
 most.
 """)
-tab.table("epochs", paper.epochs_frame(S), f"Course recipe: the epochs each run needs until its validation accuracy "
+tab.table("epochs", tables.epochs_frame(S), f"Course recipe: the epochs each run needs until its validation accuracy "
           f"reaches {thr}% (linear between the evaluations after each epoch), mean ± std over the runs that reach it, "
           "against plain LeNet-5 (*none*).")
 
@@ -267,7 +268,7 @@ lr_values = {paper.label(v): {lr: (r or {}).get("test_acc", []) for lr, r in by_
 fig.show_figure("lr", plots.lr_sweep_figure(lr_values, images_dir / "lr_sweep.png"),
                 f"Course recipe at constant learning rates, {plan.LR_SWEEP_EPOCHS} epochs, {len(plan.SEEDS3)} seeds: test accuracy "
                 "with and without BatchNorm; dots are seeds, a failed run sits at the bottom.")
-tab.table("lr", paper.lr_frame(S), "The learning-rate sweep (test accuracy, failed runs counted), and BatchNorm "
+tab.table("lr", tables.lr_frame(S), "The learning-rate sweep (test accuracy, failed runs counted), and BatchNorm "
           "minus none at each rate.")
 u_none, u_bn = usable.get("ablation_none"), usable.get("ablation_batchnorm")
 claim(u_none is not None and u_none < max(plan.LR_SWEEP_LRS), "Section 4.2: plain LeNet-5 degrades at the top rates")
@@ -315,7 +316,7 @@ BatchNorm and Dropout changes LeNet-5's test accuracy by {diff_text(tuned_reg)}.
 # # 5 What the networks learned
 
 # %%
-shifts = analysis.recorded_shift_table({MODELS[k]: paper.records(runs_dir, S, k) for k in MODELS})
+shifts = analysis.recorded_shift_table({MODELS[k]: tables.records(runs_dir, S, k) for k in MODELS})
 claim(not shifts.empty and shifts.loc["LeNet-5", 4] - shifts.loc["CustomMLP", 4] > 5,
       "Section 5: the MLP degrades faster under shifts")
 say(f"""
@@ -420,7 +421,7 @@ and then those advantages no longer show in the final accuracy.
 
 # %%
 say(f"{tab.ref('plan')} lists the plan `python -m mnist_lib report` executes, one papermill run per step.")
-tab.table("plan", paper.plan_frame(S), "The study plan as executed: each step's notebook runs, training budget and "
+tab.table("plan", tables.plan_frame(S), "The study plan as executed: each step's notebook runs, training budget and "
           "the cost estimated before the run on the machine that ran it (one worker; "
           f"{S.get('workers', NA)} ran side by side).")
 
@@ -444,7 +445,7 @@ sweep runs failed; among the study's other runs, {failed_all} failed.
 
 # %%
 say(f"{tab.ref('seeds')} gives every seed of the rows a verdict rests on, for readers who want to redo a test.")
-tab.table("seeds", paper.seeds_frame(S), "Test accuracy of every seed of the rows the verdicts rest on.")
+tab.table("seeds", tables.seeds_frame(S), "Test accuracy of every seed of the rows the verdicts rest on.")
 
 # %% [markdown]
 # ## D Training speed
