@@ -49,6 +49,7 @@ elif importlib.util.find_spec("mnist_lib") is None:
 import datetime
 
 from IPython.display import Markdown, display
+from torch import nn
 
 from mnist_lib import analysis, paper, plan, plots, stats, tables
 from mnist_lib.experiments import read_summary
@@ -121,6 +122,10 @@ tab.table("claims", frame, "The writeup's claims and what the study measured (te
 
 # %%
 E, FE = plan.MNIST_EPOCHS, plan.FASHION_EPOCHS
+course, tuned = TrainConfig.from_preset("course"), TrainConfig.from_preset("tuned")
+claim(course.schedule == "none" and course.momentum > 0 and tuned.nesterov and tuned.schedule == "onecycle"
+      and tuned.weight_decay > 0 and tuned.grad_clip and tuned.augment and tuned.augment_mode == "shift",
+      "Section 2: the two recipes as described")
 when = datetime.datetime.fromtimestamp(ENV["last"]).strftime("%d %B %Y") if ENV.get("last") else NA
 sittings = (f" in {ENV['sittings']} sittings" if ENV.get("sittings", 1) > 1 else "")
 say(f"""
@@ -169,6 +174,10 @@ tab.table("recipes", tables.recipes_frame(), "The two training recipes; both use
 
 # %%
 counts = {name: count_parameters(build_model(key)) for key, name in MODELS.items()}
+layers = lambda key, kind, size: [getattr(m, size) for m in build_model(key).modules() if isinstance(m, kind)]  # noqa: E731
+claim(layers("lenet5", nn.Conv2d, "out_channels") == [6, 16] and layers("lenet5", nn.Linear, "out_features") == [120, 84, 10]
+      and layers("custom_mlp", nn.Linear, "out_features") == [64, 64, 64, 32, 16, 10]
+      and layers("lenet5_regularized", nn.Dropout, "p") == [0.2], "Section 3.1: the architectures as described")
 say(f"""
 The three have {", ".join(f"{n:,} ({name})" for name, n in counts.items())} parameters: CustomMLP
 matches LeNet-5's budget, so their comparison is about architecture, not capacity. {fig.ref("lenet5")}
