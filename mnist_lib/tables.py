@@ -286,7 +286,7 @@ def ablation_rows(summary: Mapping[str, Any], variants: Sequence[str], recipes: 
 
 def dataset_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Rows for plots.mean_std_figure comparing MNIST and Fashion-MNIST per model."""
-    return [{"label": summary[d][key]["label"], "dataset": d,
+    return [{"label": summary[d][key]["label"], "dataset": DATASET_LABELS[d],
              "values": [a for a in summary[d][key]["test_acc"] if a is not None]}  # a diverged run has none
             for key in _compared(summary, "fashion-mnist") for d in ("mnist", "fashion-mnist")
             if key in summary.get(d, {})]

@@ -84,3 +84,14 @@ def test_recipes_frame_reads_the_presets():
     frame = tables.recipes_frame()
     tuned = frame[frame.recipe == "tuned"].iloc[0]
     assert tuned["lr"] == "one-cycle, peak 0.1" and tuned["grad clip"] == "norm 1" and tuned["batch"] == "128"
+
+
+def test_dataset_rows_use_display_names_and_leave_out_diverged_runs(tmp_path):
+    for seed, acc in enumerate([99.50, 99.56, 99.53]):
+        _fake_run(tmp_path, "mnist", "tuned", "lenet5", seed, acc)
+        _fake_run(tmp_path, "fashion-mnist", "tuned", "lenet5", seed, acc - 8)
+    summary = study_summary(tmp_path)
+    summary["fashion-mnist"]["lenet5"]["test_acc"][1] = None  # a diverged run has no accuracy
+    rows = tables.dataset_rows(summary)
+    assert [(r["label"], r["dataset"]) for r in rows] == [("LeNet-5", "MNIST"), ("LeNet-5", "Fashion-MNIST")]
+    assert rows[1]["values"] == [91.5, 91.53]
