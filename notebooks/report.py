@@ -247,7 +247,7 @@ claim(mlp_c is not None and min(mlp_c["test_acc"]) > 96, "Section 3.4: every MLP
 say(f"""
 CustomMLP {pm(S, "custom_mlp@course")}% and LeNet-5 {pm(S, "ablation_none@course")}%, a difference of
 {diff_text(course_lm)}. The MLP does not stop at 95% even with the course's plain SGD: every seed
-sits above 96%, so the writeup's number must have come from a shorter or otherwise different run. Our tuned
+sits above 96%, so the writeup's number likely came from a shorter or otherwise different run. Our tuned
 recipe adds {num(mlp["mean"] - mlp_c["mean"] if mlp and mlp_c else None)} points on top.
 """)
 
