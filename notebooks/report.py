@@ -151,8 +151,8 @@ After each epoch the model is evaluated on the validation split; the kept model 
 the best validation accuracy. The number of epochs is long enough when twice as many raise the
 mean *validation* accuracy by no more than one seed standard deviation (Section {sec["results"]}.3): the
 test set informs no choice. Each configuration runs with seeds 0–{n5 - 1} for the rows a verdict
-rests on and 0–{len(plan.SEEDS3) - 1} for supporting rows; the seed sets initialization, data order, augmentation and
-Dropout. We report mean ± standard deviation over seeds. A run whose test accuracy stays below
+rests on, 0–{len(plan.SEEDS3) - 1} for supporting rows and 0–{len(plan.STABILITY["seeds"]) - 1} in the stability sweep
+(Appendix B); the seed sets initialization, data order, augmentation and Dropout. We report mean ± standard deviation over seeds. A run whose test accuracy stays below
 {stats.FAILED_BELOW:.0f}% (chance is 10%), or whose loss diverges, has failed: it is counted and
 kept out of every mean. Two rows are compared with Welch's t-test: the difference of the means,
 its 95% confidence interval and the two-sided p-value. Where several rows are tested against one
