@@ -27,6 +27,17 @@ def test_a_quick_render_lists_broken_premises_and_goes_on():
     assert claims.broken == ["abstract: a", "Section 3: c"]
 
 
+def test_a_premise_over_numbers_a_run_lacks_is_broken_not_an_exception():
+    missing = {"diff": None}  # a comparison a smaller run did not make
+    quick = paper.Claims(strict=False)
+    assert quick(lambda: missing["diff"] < 0, "Section 4.1: a") is False
+    assert quick(lambda: {}["p_holm"] > 0.05, "Section 4.3: b") is False
+    assert quick(lambda: {"diff": -0.5}["diff"] < 0, "Section 4.3: c") is True
+    assert quick.broken == ["Section 4.1: a", "Section 4.3: b"]
+    with pytest.raises(MnistLibError, match="Section 4.1: a"):
+        paper.Claims(strict=True)(lambda: missing["diff"] < 0, "Section 4.1: a")
+
+
 @pytest.mark.parametrize("test, better, expected", [
     ({"diff": 0.3, "p": 0.01}, 1, paper.HOLDS),
     ({"diff": -0.3, "p": 0.01}, 1, paper.FAILS),
