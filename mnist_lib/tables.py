@@ -87,9 +87,10 @@ def markdown_table(frame, wrap: int = 28) -> str:
     fixed = [n <= 12 or not any(ch.isalpha() for t in c for ch in t) for c, n in zip(cols, longest)]
     widths = [max(_word_width([h]), n + 2) if f else w for h, n, w, f in zip(header, longest, word, fixed)]
     left = TABLE_CHARS - sum(w for w, f in zip(widths, fixed) if f)
-    text = [i for i, f in enumerate(fixed) if not f]
-    for i in text:
-        widths[i] = max(word[i], min(min(longest[i], wrap) + 1, left // len(text)))
+    text = sorted((i for i, f in enumerate(fixed) if not f), key=lambda i: min(longest[i], wrap))
+    for k, i in enumerate(text):  # the narrowest first: what it leaves over goes to the wider ones
+        widths[i] = max(word[i], min(min(longest[i], wrap) + 1, left // (len(text) - k)))
+        left -= widths[i]
     rule = ["-" * (w - 1) + ":" if all(map(_looks_numeric, c)) else "-" * w for w, c in zip(widths, cols)]
     lines = ["| " + " | ".join(cell.replace("|", "\\|") for cell in r) + " |" for r in [header, *rows]]
     return "\n".join([lines[0], "|" + "|".join(rule) + "|", *lines[1:]])

@@ -100,7 +100,7 @@ def test_the_claims_table_has_one_verdict_per_claim_of_the_writeup():
     assert verdicts["BatchNorm cuts the epochs needed to converge"] == paper.HOLDS
     assert verdicts["BatchNorm enables higher learning rates"] == paper.HOLDS  # 0.3 with it, 0.01 without
     assert verdicts["BatchNorm + Dropout improve generalization"] == paper.UNSUPPORTED
-    assert list(frame["section"]) == ["3", "3", "4.1", "4.2", "4.3"]
+    assert list(frame["section"]) == ["3.2", "3.4", "4.1", "4.2", "4.3"]
 
 
 def test_the_report_types_no_figure_or_table_number():
@@ -114,3 +114,17 @@ def test_a_figure_is_kept_with_its_caption_in_the_pdf(monkeypatch):
     monkeypatch.setattr(paper, "display", lambda obj, **kw: shown.append(obj))
     paper._keep_together(3.25)
     assert shown == [{"text/latex": "\\needspace{3.25in}", "text/html": ""}]
+
+
+def test_bench_text_gives_each_model_its_time_and_speed_up_in_order():
+    bench = {"environment": {"device_name": "AMD EPYC", "threads": 1},
+             "settings": {"repeats": 3, "images_per_epoch": 55000},
+             "results": [{"pipeline": "per-sample", "model": "lenet5", "seconds_per_epoch": 30.0},
+                         {"pipeline": "study", "model": "lenet5", "seconds_per_epoch": 10.0},
+                         {"pipeline": "per-sample", "model": "custom_mlp", "seconds_per_epoch": 8.0},
+                         {"pipeline": "study", "model": "custom_mlp", "seconds_per_epoch": 2.0}]}
+    text = paper.bench_text(bench)
+    assert "55,000 images takes LeNet-5 10.0 s and CustomMLP 2.0 s" in text
+    assert "That is 3.0 and 4.0 times as fast" in text and "1 torch thread)" in text
+    assert "thread(s)" not in paper.bench_text({**bench, "environment": {"threads": 2}})
+    assert "No benchmark" in paper.bench_text(None)

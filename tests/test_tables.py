@@ -80,6 +80,16 @@ def test_markdown_table_keeps_number_cells_whole_and_wraps_long_text():
     assert sum(dashes) <= tables.TABLE_CHARS + 10
 
 
+def test_markdown_table_gives_a_narrow_text_column_s_spare_width_to_a_wider_one():
+    """Per-seed table: "Fashion-MNIST" needs less than an equal share, so the row name beside it fits whole."""
+    name = "BatchNorm + Dropout + augm."
+    frame = pd.DataFrame([{"dataset": "Fashion-MNIST", "row": name, "recipe": "course",
+                           **{f"seed {s}": "99.12" for s in range(5)}}])
+    dashes = [len(part) for part in tables.markdown_table(frame).splitlines()[1].strip("|").split("|")]
+    assert dashes[1] > len(name) and dashes[0] < dashes[1]
+    assert sum(dashes) <= tables.TABLE_CHARS + 10
+
+
 def test_recipes_frame_reads_the_presets():
     frame = tables.recipes_frame()
     tuned = frame[frame.recipe == "tuned"].iloc[0]
