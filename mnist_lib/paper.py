@@ -152,17 +152,15 @@ def bench_text(bench: Mapping[str, Any] | None) -> str:
         return "No benchmark was recorded (`python -m mnist_lib bench`)."
     env, results = bench["environment"], bench["results"]
     course = {r["model"]: r["seconds_per_epoch"] for r in results if r["pipeline"] == "per-sample"}
-    study = [r for r in results if r["pipeline"] == "study"]
-    threads = env.get("threads", NA)
-    listing = lambda items: ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)  # noqa: E731
+    study, threads = [r for r in results if r["pipeline"] == "study"], env.get("threads", NA)
+    listing = lambda items: " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 1 else items)  # noqa: E731
     times = listing([f"{label(r['model'])} {r['seconds_per_epoch']:.1f} s" for r in study])
     ratios = listing([f"{course[r['model']] / r['seconds_per_epoch']:.1f}" for r in study if r["model"] in course])
-    images = bench["settings"].get("images_per_epoch")
-    return (f"One training epoch of {images:,} images takes {times} (`python -m mnist_lib bench`: median of "
-            f"{bench['settings']['repeats']} runs on {env.get('device_name', NA)}, {threads} torch "
-            f"thread{'' if threads == 1 else 's'}). That is {ratios} times as fast, in that order, as the course's pipeline, which "
-            "decodes a PNG per image in a DataLoader; the engine decodes the images once into one tensor, slices "
-            "batches from it and augments whole batches.")
+    return (f"One training epoch of {bench['settings']['images_per_epoch']:,} images takes {times} (`python -m "
+            f"mnist_lib bench`: median of {bench['settings']['repeats']} runs on {env.get('device_name', NA)}, "
+            f"{threads} torch thread{'' if threads == 1 else 's'}). That is {ratios} times as fast, in that order, as "
+            "the course's pipeline, which decodes a PNG per image in a DataLoader; the engine decodes the images once "
+            "into one tensor, slices batches from it and augments whole batches.")
 
 
 def claims_frame(summary: Mapping[str, Any], sections: Mapping[str, str]):
@@ -172,14 +170,14 @@ def claims_frame(summary: Mapping[str, Any], sections: Mapping[str, str]):
     without, with_bn = (usable_lr(lr_rows(summary).get(v, {})) for v in LR_SWEEP)
     rates = [NA if u is None else f"{u:g}" for u in (without, with_bn)]
     bd = comparison(summary, "ablation_batchnorm_dropout", ABLATION[0], "course")
-    lenets = [e for e in (row(summary, "lenet5"), row(summary, "ablation_none@course")) if e]
+    lenets, r = [e for e in (row(summary, "lenet5"), row(summary, "ablation_none@course")) if e], sections["results"]
     mlp_c = row(summary, "custom_mlp@course")
     mlp_ok = mlp_c is not None and mlp_c["mean"] is not None and abs(mlp_c["mean"] - 95) < 1
     rows = [
         ("LeNet-5 exceeds 98%", f"{pm(summary, 'lenet5')} (tuned), {pm(summary, 'ablation_none@course')} (course)",
-         HOLDS if lenets and all(a > 98 for e in lenets for a in e["learned_acc"]) else FAILS, f"{sections['results']}.2"),
+         HOLDS if lenets and all(a > 98 for e in lenets for a in e["learned_acc"]) else FAILS, f"{r}.2"),
         ("CustomMLP reaches 95%", f"{pm(summary, 'custom_mlp@course')} (course), {pm(summary, 'custom_mlp')} (tuned)",
-         HOLDS if mlp_ok else FAILS + " (higher)", f"{sections['results']}.4"),
+         HOLDS if mlp_ok else FAILS + " (higher)", f"{r}.4"),
         ("BatchNorm cuts the epochs needed to converge", "epochs to the validation threshold: "
          + (f"{tables.fmt_diff(bn_test)}, p {tables.fmt_p(bn_test['p'])}" if bn_test else NA),
          verdict_of(bn_test, -1), f"{sections['bn']}.1"),

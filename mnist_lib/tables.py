@@ -37,10 +37,8 @@ def pm_values(values: Sequence[float]) -> str:
 
 def fmt_row(entry: Mapping[str, Any] | None) -> str:
     """A row's test accuracy over the runs that learned, with failed runs counted beside it."""
-    if entry is None:
-        return "-"
-    if entry["mean"] is None:
-        return f"all {entry['failed']} runs failed"
+    if entry is None or entry["mean"] is None:
+        return "-" if entry is None else f"all {entry['failed']} runs failed"
     return fmt_pm(entry["mean"], entry["std"]) + (f" ({entry['failed']} failed)" if entry["failed"] else "")
 
 
@@ -56,8 +54,7 @@ def fmt_p(p: float | None) -> str:
     return "-" if p is None else "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def welch_cells(test: Mapping[str, Any] | None, column: str = "vs none [95% CI]",
-                absent: str = "baseline") -> dict[str, str]:
+def welch_cells(test: Mapping[str, Any] | None, column: str = "vs none [95% CI]", absent: str = "baseline") -> dict:
     """A Welch test's two cells, the difference [95% CI] under ``column`` and "p" (``absent`` and '-' without one)."""
     return {column: fmt_diff(test) if test else absent, "p": fmt_p(test["p"]) if test else "-"}
 
