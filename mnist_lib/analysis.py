@@ -121,14 +121,14 @@ def conv1_figure(conv1: dict[str, Any], image: torch.Tensor, path: str | Path | 
     for row, (images, name, scale, unit) in enumerate(rows):
         for k in range(n):
             im = axes[row, k + 1].imshow(images[k], interpolation="nearest", **scale)
-            axes[row, k + 1].set_title(f"{name} {k + 1}", fontsize=9)
+            axes[row, k + 1].set_title(f"{name} {k + 1}", fontsize=9.5)
         bar = fig.colorbar(im, ax=list(axes[row, 1:]), fraction=0.025, pad=0.015)
         bar.ax.tick_params(labelsize=8)
-        bar.set_label(unit, fontsize=8)
-    axes[0, 0].text(0.5, 0.5, f"conv1's\n{n} filters\n(red +,\nblue −)", ha="center", va="center", fontsize=9,
+        bar.set_label(unit, fontsize=9.5)
+    axes[0, 0].text(0.5, 0.5, f"conv1's\n{n} filters\n(red +,\nblue −)", ha="center", va="center", fontsize=9.5,
                     transform=axes[0, 0].transAxes)
     axes[1, 0].imshow(image.reshape(*image.shape[-2:]).detach().cpu().numpy(), cmap="gray", interpolation="nearest")
-    axes[1, 0].set_title("input" + (f" (label {label})" if label is not None else ""), fontsize=9)
+    axes[1, 0].set_title("input" + (f" (label {label})" if label is not None else ""), fontsize=9.5)
     axes[0, 0].axis("off")
     if title != "":  # "" : no title (the report's caption says it)
         fig.suptitle(title or "conv1 filters and feature maps", fontsize=11)

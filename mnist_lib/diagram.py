@@ -87,7 +87,7 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return f"{shape[0]}@{shape[1]}×{shape[2]}" if len(shape) == 3 else "×".join(map(str, shape))
 
 
-def _tensor_extent(shape: tuple[int, ...], max_side: float = 1.6) -> tuple[float, float, float]:
+def _tensor_extent(shape: tuple[int, ...], max_side: float = 1.3) -> tuple[float, float, float]:
     """(left, right, top) of a drawn tensor relative to its centre: a stack of feature maps (side
     ∝ height, at most 6 drawn, each offset up and right) or a bar (height ∝ log of the width)."""
     if len(shape) == 3:
@@ -117,6 +117,8 @@ def _stage_lines(stage: Stage) -> list[str]:
     return lines + ([f"{stage.params:,} params"] if stage.params else [])
 
 
+INCHES_PER_UNIT, LABEL_PT = 0.30, 9.5  # drawing units; labels: 8 pt and more once the report fits the page width
+
 def _rows(shapes: list[tuple[int, ...]], per_row: int = 5) -> list[list[int]]:
     """Tensor indices per diagram row: one row when short, else break where the network
     flattens (convolutional part, then the fully connected part) or in the middle."""
@@ -132,38 +134,42 @@ def _draw_network(ax: plt.Axes, shapes: list[tuple[int, ...]], labels: list[list
     """The tensors left to right, each with its shape above it, and one arrow per layer with its label box
     (``labels[i]``: the arrow into tensor i + 1) under it; a long network wraps onto a second row (`_rows`), so
     it stays legible at page width. Fits the axes to the drawing; returns its width and height."""
-    gap, line_h = 2.5, 0.3  # room for an arrow and the label box under it; one label line
+    u, em = 0.62 / INCHES_PER_UNIT, LABEL_PT / 72 / INCHES_PER_UNIT  # u: the vertical spaces' first scale (0.62 in)
+    line_h = 1.56 * em  # one label line (linespacing 1.3); an arrow is as long as its label box is wide
+    gap = [max(1.8, 0.68 * em * max(map(len, lines)) + 0.7) for lines in labels]
     extents = [_tensor_extent(shape) for shape in shapes]
     arrow = dict(color="#444444", linewidth=1.1)
     last = len(shapes) - 1
     x = y = right = bottom = 0.0
     for r, row in enumerate(_rows(shapes)):
         top = max(extents[i][2] for i in row)  # the row's tallest tensor
-        label_y = -max(0.95, top + 0.3)  # the top of its label boxes, below its centre line
+        label_y = -(top + 0.5 * u)  # the top of its label boxes, below its centre line
         if r == 0:
-            top_edge = top + 0.55
+            top_edge = top + 0.55 * u
         else:  # a wrapped row, below the previous one: its first arrow comes down from that row's end
             sx, sy = x + extents[row[0] - 1][1] + 0.08, y
-            x, y = gap + extents[row[0]][0], bottom - 0.45 - top - 0.45
-            turn_x, mid_y = sx + 0.45, bottom - 0.2
+            x, y = gap[row[0] - 1] + extents[row[0]][0], bottom - 0.5 * u - top
+            turn_x, mid_y = sx + 0.45, bottom - 0.2 * u
             ax.plot([sx, turn_x, turn_x, 0.15, 0.15], [sy, sy, mid_y, mid_y, y], **arrow)
         for k, i in enumerate(row):
             start = x + extents[i - 1][1] + 0.08 if k else 0.15  # a wrapped row's first arrow: from the left
             if k:
-                x += extents[i - 1][1] + gap + extents[i][0]
+                x += extents[i - 1][1] + gap[i - 1] + extents[i][0]
             color = "#d9d9d9" if i == 0 else "#a1d99b" if i == last else "#9ecae1" if len(shapes[i]) == 3 else "#fdd0a2"
             _draw_tensor(ax, x, y, shapes[i], color)
-            ax.text(x, y + top + 0.1, _shape_text(shapes[i]), ha="center", va="bottom", fontsize=10, fontweight="bold")
+            ax.text(x, y + top + 0.1 * u, _shape_text(shapes[i]), ha="center", va="bottom", fontsize=10,
+                    fontweight="bold")
             if i in (0, last):
-                ax.text(x, y - extents[i][2] - 0.1, "logits" if i else "input", ha="center", va="top", fontsize=9.5)
+                ax.text(x, y - extents[i][2] - 0.1 * u, "logits" if i else "input", ha="center", va="top",
+                        fontsize=LABEL_PT)
             if i:
                 end = x - extents[i][0] - 0.08
                 ax.add_patch(FancyArrowPatch((start, y), (end, y), arrowstyle="-|>", mutation_scale=13, **arrow))
-                ax.text((start + end) / 2, y + label_y, "\n".join(labels[i - 1]), ha="center", va="top", fontsize=9,
-                        linespacing=1.3,
+                ax.text((start + end) / 2, y + label_y, "\n".join(labels[i - 1]), ha="center", va="top",
+                        fontsize=LABEL_PT, linespacing=1.3,
                         bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="#bbbbbb", linewidth=0.6))
         depth = max((len(labels[i - 1]) for i in row if i), default=0)  # the longest label's lines
-        bottom = y + label_y - line_h * depth - 0.25
+        bottom = y + label_y - line_h * depth - 0.25 * u
         right = max(right, x + extents[row[-1]][1])
     width = right + 0.9
     ax.set_xlim(-extents[0][0] - 0.3, width - 0.3)
@@ -179,7 +185,7 @@ def architecture_figure(model: nn.Module, path: str | Path | None = None, title:
     input_dims, stages = trace_stages(model)
     fig, ax = plt.subplots()
     width, height = _draw_network(ax, [input_dims] + [s.shape for s in stages], [_stage_lines(s) for s in stages])
-    fig.set_size_inches(width * 0.62, height * 0.62 + 0.35)
+    fig.set_size_inches(width * INCHES_PER_UNIT, height * INCHES_PER_UNIT + 0.35)
     total = sum(p.numel() for p in model.parameters())
     name = next((MODELS[k] for k, cls in ARCHITECTURES.items() if type(model) is cls), type(model).__name__)
     ax.set_title(title or f"{name}: {total:,} parameters", fontsize=12)

@@ -73,7 +73,7 @@ def full_result_figure(histories: Mapping[str, Sequence[Sequence[Mapping[str, An
     augmented images), validation and test accuracy, mean over seeds with a min–max band. The y-range starts
     at the lowest mean from the second epoch on, so the last tenths of a point stay visible."""
     n = len(histories)
-    fig, axes = plt.subplots(1, n, figsize=(2.4 * n + 0.4, 2.9), squeeze=False, layout="tight")
+    fig, axes = plt.subplots(1, n, figsize=(2.05 * n + 0.4, 2.8), squeeze=False, layout="tight")
     for ax, (label, runs) in zip(axes[0], histories.items()):
         low_y = 100.0
         for split, (name, color, _) in SPLITS.items():
@@ -82,11 +82,11 @@ def full_result_figure(histories: Mapping[str, Sequence[Sequence[Mapping[str, An
         ax.set_ylim(max(low_y - 0.3, 0), 100.05)
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("epoch", fontsize=9)
-        ax.tick_params(labelsize=8.5)
+        ax.tick_params(labelsize=9)
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     axes[0, 0].set_ylabel("accuracy (%)", fontsize=9)
-    axes[0, -1].legend(fontsize=8.5, loc="lower right")
+    axes[0, -1].legend(fontsize=9, loc="lower right")
     if title:
         fig.suptitle(title, fontsize=10)
     return save(fig, path)
@@ -188,7 +188,7 @@ def mean_std_figure(rows: Sequence[Mapping[str, Any]], path: str | Path | None =
             mean, std = stats.mean_std(values)
             ax.errorbar(mean, y, xerr=std or 0.0, fmt="o", color=f"C{g}", capsize=4, label=None if k else str(group))
             ax.scatter(values, [y] * len(values), s=12, color=f"C{g}", alpha=0.45, zorder=3)
-            ax.annotate(f"{mean:.2f}", (mean, y), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=8)
+            ax.annotate(f"{mean:.2f}", (mean, y), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=9)
     ax.set_yticks(range(len(labels)), labels, fontsize=9)
     ax.invert_yaxis()
     ax.set_xlabel("test accuracy (%)")
@@ -206,8 +206,8 @@ def mean_std_figure(rows: Sequence[Mapping[str, Any]], path: str | Path | None =
         ax.set_xlim(left, min(max(learned) + 0.15 * spread, 100.5))
         for r, v in failed:
             ax.annotate(f"◄ a seed at {v:.1f}% (did not learn); mean off scale", (left, y_of(r)), xytext=(4, -9),
-                        textcoords="offset points", fontsize=7, color="0.3")
+                        textcoords="offset points", fontsize=9, color="0.3")
     if groups != [""]:  # one unnamed group: no legend
-        ax.legend(fontsize=8.5, loc="best")
+        ax.legend(fontsize=9, loc="best")
     ax.set_title(title, fontsize=10)
     return save(fig, path)

@@ -82,3 +82,22 @@ def test_architecture_figure_leaves_the_model_in_training_mode():
     model = build_model("lenet5_regularized").train()
     diagram.architecture_figure(model)
     assert model.training
+
+
+@pytest.mark.parametrize("key", ["lenet5", "custom_mlp", "lenet5_regularized"])
+def test_diagram_labels_are_at_least_8_pt_in_the_pdf_and_never_overlap(key):
+    """The report scales a figure to the text width (or its height limit): the layer labels must stay
+    readable there, and no label box may cover another or the text above it."""
+    from mnist_lib.paper import IMAGE_MAX_HEIGHT_IN, IMAGE_WIDTH, TEXT_WIDTH_IN
+
+    fig = diagram.architecture_figure(build_model(key))
+    width, height = fig.get_size_inches()
+    scale = min(1.0, TEXT_WIDTH_IN * IMAGE_WIDTH / width, IMAGE_MAX_HEIGHT_IN / height)
+    labels = [t for t in fig.axes[0].texts if t.get_bbox_patch() is not None]
+    assert labels and min(t.get_fontsize() for t in labels) * scale >= 8
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_bbox_patch().get_window_extent(renderer) for t in labels]
+    texts = [t.get_window_extent(renderer) for t in fig.axes[0].texts if t.get_bbox_patch() is None]
+    for i, box in enumerate(boxes):
+        assert not any(box.overlaps(other) for other in boxes[i + 1:] + texts), labels[i].get_text()
