@@ -71,14 +71,14 @@ def full_result_figure(histories: Mapping[str, Sequence[Sequence[Mapping[str, An
                        path: str | Path | None = None, title: str = "") -> plt.Figure:
     """The writeup's full_result, one panel per model (label -> per-seed histories): training (running, on
     augmented images), validation and test accuracy, mean over seeds with a min–max band. The y-range starts
-    at the lowest mean from the second epoch on, so the last tenths of a point stay visible."""
+    at the lowest mean after the first tenth of the epochs (at least one), so the last tenths of a point show."""
     n = len(histories)
     fig, axes = plt.subplots(1, n, figsize=(2.05 * n + 0.4, 2.8), squeeze=False, layout="tight")
     for ax, (label, runs) in zip(axes[0], histories.items()):
         low_y = 100.0
         for split, (name, color, _) in SPLITS.items():
             mean = _band_line(ax, runs, f"{split}_acc", color, 0.15, linewidth=1.4, label=name)
-            low_y = min(low_y, float(np.nanmin(mean[1:] if len(mean) > 1 else mean)))
+            low_y = min(low_y, float(np.nanmin(mean[max(1, len(mean) // 10):] if len(mean) > 1 else mean)))
         ax.set_ylim(max(low_y - 0.3, 0), 100.05)
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("epoch", fontsize=9)

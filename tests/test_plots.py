@@ -240,3 +240,12 @@ def test_mean_band_uses_common_epochs():
     epochs, mean, low, high = plots._mean_band([[1.0, 2.0, 3.0], [3.0, 4.0]])
     assert epochs.tolist() == [1, 2]
     assert np.allclose(mean, [2.0, 3.0]) and np.allclose(low, [1.0, 2.0]) and np.allclose(high, [3.0, 4.0])
+
+
+def test_full_result_figure_scales_to_the_curves_after_the_first_tenth_of_the_epochs():
+    """An MLP's first epochs (train accuracy 60, 80) must not squash the last tenths of a point into a line."""
+    accs = [60.0, 80.0, *np.linspace(97.0, 99.0, 18)]
+    runs = [[{"epoch": e + 1, "train_acc": a, "val_acc": a + 0.2, "test_acc": a + 0.3} for e, a in enumerate(accs)]]
+    ax = plots.full_result_figure({"CustomMLP": runs}).axes[0]
+    low, high = ax.get_ylim()
+    assert 96 < low < 97 and high > 99.3
