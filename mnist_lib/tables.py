@@ -233,6 +233,18 @@ def convergence_frame(summary: Mapping[str, Any]):
                          for c in sorted(summary.get("convergence", []), key=lambda c: c["dataset"] != "mnist")])
 
 
+def fit_frame(summary: Mapping[str, Any]):
+    """Each headline model's clean training accuracy, test accuracy and gap at the study's epochs and at twice as
+    many: whether it under- or overfits, and what longer training does to it."""
+    clean = lambda e: stats.mean_std(stats.learned(e["train_eval_acc"], e["test_acc"]))[0]  # noqa: E731
+    pairs = [(d, k, summary.get(d, {}).get(k), summary.get("2x", {}).get(d, {}).get(k))
+             for d in DATASET_LABELS for k in HEADLINE]
+    return pd.DataFrame([{"dataset": DATASET_LABELS[d], "model": label(k), "epochs": f"{e['epochs']} / {e2['epochs']}",
+                          "train acc (%)": f"{clean(e):.2f} / {clean(e2):.2f}",
+                          "test acc (%)": f"{e['mean']:.2f} / {e2['mean']:.2f}",
+                          "gap": f"{e['gap_mean']:+.2f} / {e2['gap_mean']:+.2f}"} for d, k, e, e2 in pairs if e and e2])
+
+
 def plan_frame(summary: Mapping[str, Any]):
     """The executed plan: each step's budget and its estimated cost."""
     return pd.DataFrame([{"step": s["name"], "recipe": s["recipe"], "variants": str(len(s["variants"])),

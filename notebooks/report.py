@@ -97,6 +97,7 @@ claim(paper.verdict_of(tuned_reg) != paper.HOLDS and paper.verdict_of(course_bd,
 claim(lambda: paper.verdict_of(bn_epochs, -1) == paper.UNSUPPORTED and bn_epochs["diff"] < 0,
       "abstract: fewer epochs with BatchNorm, not significant")
 claim(lambda: mlp_c["mean"] > 96, "abstract: the MLP's 95% not reproduced under the course recipe")
+claim(paper.verdict_of(fashion_reg) == paper.FAILS, "abstract: BatchNorm + Dropout lower Fashion-MNIST's accuracy")
 say(f"""
 The course writeup builds LeNet-5 and a multilayer perceptron of the same size (CustomMLP) for
 MNIST, reports test accuracies above 98% and of 95%, and adds Batch Normalization and Dropout to
@@ -110,7 +111,8 @@ converge ({e_mean("ablation_batchnorm")} against {e_mean("ablation_none")} on av
 that from noise. Neither BatchNorm nor Dropout improves test accuracy measurably: a
 {round(counts["LeNet-5"], -3):,}-parameter network fits MNIST's training images only about
 {num(lenet["gap_mean"] if lenet else None, 1)} points better than the test images, which leaves them
-almost nothing to close.
+almost nothing to close. On Fashion-MNIST, where the network cannot fit even its training images, they
+lower the test accuracy.
 """)
 
 # %% [markdown]
@@ -240,13 +242,12 @@ mconv = sorted((c for c in conv if c["dataset"] == "mnist"), key=lambda c: list(
 x2 = {k: row(S, k, "mnist", "2x") for k in MODELS}
 lenet_mlp_2x = stats.compare_rows(x2["lenet5"], x2["custom_mlp"]) if x2["lenet5"] and x2["custom_mlp"] else {}
 reg_2x = stats.compare_rows(x2["lenet5_regularized"], x2["lenet5"]) if x2["lenet5_regularized"] and x2["lenet5"] else {}
-widened = [x2[k]["gap_mean"] - row(S, k)["gap_mean"] for k in MODELS if x2[k] and row(S, k)]
 most = max(mconv, key=lambda c: c["gain"], default={})
 p_min = min((c["welch"]["p"] for c in mconv if c["welch"].get("p") is not None), default=None)
 claim(lambda: len(mconv) == len(MODELS) and not any(c["converged"] for c in mconv) and most["variant"] == "custom_mlp"
       and p_min >= 0.05, "Section 3.3: no MNIST model converged; no test gain significant")
-claim(lambda: paper.verdict_of(lenet_mlp_2x) == paper.HOLDS and reg_2x["diff"] < 0 and min(widened) > 0,
-      "Section 3.3: the comparisons keep their sign at twice the epochs; every gap widens")
+claim(lambda: paper.verdict_of(lenet_mlp_2x) == paper.HOLDS and reg_2x["diff"] < 0,
+      "Section 3.3: the comparisons keep their sign at twice the epochs")
 say(f"""
 {tab.ref("convergence")} trains each model again with twice the epochs ({len(plan.SEEDS3)} seeds). By the rule of
 Section {sec["method"]}, none of the three MNIST models has quite converged: twice the epochs raise their mean
@@ -255,8 +256,7 @@ seed standard deviation each. The gains are small all the same: the largest, {mo
 {num(most["gain"] * VAL / 100 if most else None, 0)} of the {VAL:,} validation images. On the test set no gain is
 significant (the smallest p is {tables.fmt_p(p_min)}), and longer training changes no comparison: with
 {len(plan.SEEDS3)} seeds, LeNet-5 still beats CustomMLP by {diff_text(lenet_mlp_2x)}, and
-LeNet5_Regularized still trails LeNet-5. Every train–test gap widens a little, by at most {num(max(widened, default=None))} points: the extra
-epochs fit the training images more closely than the test images. We keep the study's epochs, at half the cost.
+LeNet5_Regularized still trails LeNet-5. We keep the study's epochs, at half the cost.
 """)
 tab.table("convergence", tables.convergence_frame(S),
           f"Twice the epochs ({len(plan.SEEDS3)} seeds): mean validation accuracy at "
@@ -413,23 +413,19 @@ if not shifts.empty:
 
 # %%
 f_lenet, f_reg = row(S, "lenet5", "fashion-mnist"), row(S, "lenet5_regularized", "fashion-mnist")
-f_conv = [c for c in conv if c["dataset"] == "fashion-mnist"]
-fb = row(S, "best_variant", "fashion-mnist")
+f_mlp, fb = row(S, "custom_mlp", "fashion-mnist"), row(S, "best_variant", "fashion-mnist")
 claim(fb is not None and fb["variant"] in MODELS, "Section 6: Fashion-MNIST's best variant is one of the table's rows")
-claim(f_lenet is not None and lenet is not None and f_lenet["gap_mean"] > 2 * lenet["gap_mean"],
-      "Section 6: Fashion-MNIST's gap several times MNIST's")
+claim(lambda: f_lenet["gap_mean"] > 2 * lenet["gap_mean"] and f_lenet["mean"] > f_mlp["mean"],
+      "Section 6: Fashion-MNIST's gap several times MNIST's; LeNet-5 ahead of the MLP")
 claim(paper.verdict_of(fashion_reg) == paper.FAILS, "Section 6: BatchNorm + Dropout hurt on Fashion-MNIST")
-claim(f_reg is not None and f_lenet is not None and clean(f_reg) < clean(f_lenet),
-      "Section 6: regularization lowers Fashion-MNIST's training accuracy")
 say(f"""
-On Fashion-MNIST ({tab.ref("fashion")}) LeNet-5 reaches {pm(S, "lenet5", "fashion-mnist")}% and
-leaves a train–test gap of {num(f_lenet["gap_mean"] if f_lenet else None)} points, several times MNIST's. If
-regularization paid wherever there is a gap, it should pay here. It does not: BatchNorm with
-Dropout changes LeNet-5's test accuracy by {diff_text(fashion_reg)}, and lowers its clean training
-accuracy from {num(clean(f_lenet))}% to {num(clean(f_reg))}%. Chosen on Fashion-MNIST's validation
-split among the rows of {tab.ref("fashion")}, the best variant is {tables.row_name(fb) if fb else NA} itself,
-so no further
-runs were trained for it.
+On Fashion-MNIST ({tab.ref("fashion")}) LeNet-5 reaches {pm(S, "lenet5", "fashion-mnist")}% and CustomMLP
+{pm(S, "custom_mlp", "fashion-mnist")}%. LeNet-5's train–test gap, {num(f_lenet["gap_mean"] if f_lenet else None)}
+points, is several times its gap on MNIST. If regularization paid wherever there is a gap, it should pay here.
+It does not: BatchNorm with Dropout changes LeNet-5's test accuracy by {diff_text(fashion_reg)}, with
+{len(f_reg["test_acc"]) if f_reg else NA} seeds per row. Chosen on Fashion-MNIST's validation split among the rows of
+{tab.ref("fashion")}, the best variant is {tables.row_name(fb) if fb else NA} itself, so no further runs were trained
+for it.
 """)
 tab.table("fashion", tables.results_frame(S, "fashion-mnist", MODELS).drop(columns="recipe", errors="ignore"),
           "Fashion-MNIST, tuned recipe: validation, test and clean training accuracy of the kept models.")
@@ -439,33 +435,43 @@ tab.table("fashion", tables.results_frame(S, "fashion-mnist", MODELS).drop(colum
 
 # %%
 f_lenet2, f_reg2 = row(S, "lenet5", "fashion-mnist", "2x"), row(S, "lenet5_regularized", "fashion-mnist", "2x")
-f_2x = stats.compare_rows(f_reg2, f_lenet2) if f_lenet2 and f_reg2 else None
-claim(lenet is not None and clean(lenet) < 99.9, "Section 7: LeNet-5's clean training accuracy below 100%")
-claim(f_lenet is not None and clean(f_lenet) < 97, "Section 7: LeNet-5 underfits Fashion-MNIST")
+f_2x = stats.compare_rows(f_reg2, f_lenet2) if f_lenet2 and f_reg2 else {}
+claim(lambda: clean(lenet) > 99.5 and lenet["gap_mean"] < 0.5 and clean(f_lenet) < 95,
+      "Section 7: LeNet-5 fits MNIST's training images almost all, Fashion-MNIST's far from all")
+claim(lambda: clean(f_reg) < clean(f_lenet) and f_reg["mean"] < f_lenet["mean"],
+      "Section 7: Dropout lowers Fashion-MNIST's training and test accuracy together")
+both = [(row(S, k, d), row(S, k, d, "2x")) for d in ("mnist", "fashion-mnist") for k in MODELS]
+claim(lambda: clean(f_lenet2) > clean(f_lenet) and f_lenet2["mean"] > f_lenet["mean"] and f_2x["diff"] < 0
+      and all(b["gap_mean"] > a["gap_mean"] and b["mean"] > a["mean"] for a, b in both if a and b),
+      "Section 7: twice the epochs raise Fashion-MNIST's training and test accuracy and widen every gap; "
+      "the regularized network still behind")
 say(f"""
-A gap between training and test accuracy can close in two ways: the test accuracy rises, or the
-training accuracy falls. A regularizer can only do the first where a network memorizes its
-training images. On MNIST LeNet-5's clean training accuracy is {num(clean(lenet))}% and its gap
-{num(lenet["gap_mean"] if lenet else None)} points: it does not memorize, so BatchNorm and Dropout have
-nothing to take away. On Fashion-MNIST its training accuracy is only {num(clean(f_lenet))}%: a network of
-{counts["LeNet-5"]:,} parameters *underfits* the harder task, and its larger gap reflects a harder test
-distribution, not memorization. Dropout then removes capacity the network needs, and its training
-and test accuracy fall together. A regularizer helps a network that overfits and hurts one that
-underfits.
+A gap between training and test accuracy closes in one of two ways: the test accuracy rises, or the
+training accuracy falls. A regularizer can only do the first, and only where a network memorizes its
+training images. {tab.ref("fit")} shows how far each network is from that. On MNIST, LeNet-5 classifies
+{num(clean(lenet))}% of its clean training images correctly and {num(lenet["mean"] if lenet else None)}% of
+the test images: it does not memorize, so BatchNorm and Dropout find little to remove, and they narrow the
+gap by lowering the training accuracy (Section {sec["bn"]}.3).
+
+On Fashion-MNIST the same network gets only {num(clean(f_lenet))}% of its training images right: it
+*underfits*, and its larger gap is not memorization but the extra errors of a network that cannot fit
+its training set on images it has not seen. Dropout then takes away capacity the network needs: the
+regularized network's training accuracy falls to {num(clean(f_reg))}% and its test accuracy with it.
+Twice the epochs work the other way. They let LeNet-5 fit more of its training images
+({num(clean(f_lenet2))}%) and raise its test accuracy to {num(f_lenet2["mean"] if f_lenet2 else None)}%, and
+the regularized network stays behind by {diff_text(f_2x)}; with {len(plan.SEEDS3)} seeds per row that is the
+weaker evidence, but it points the same way as the {len(f_reg["test_acc"]) if f_reg else NA}-seed result. On
+both datasets the extra epochs widen every gap a little while the test accuracy still rises: these networks
+are limited by what they can fit, not by overfitting. A regularizer helps a network that overfits and
+hurts one that underfits.
 """)
-if f_2x:
-    say(f"""
-Twice the epochs on Fashion-MNIST ({len(f_lenet2["test_acc"])} seeds, so weaker evidence) move the gaps to
-{num(f_lenet2["gap_mean"])} points for LeNet-5 and {num(f_reg2["gap_mean"])} for LeNet5_Regularized, and the difference
-between them to {diff_text(f_2x)}: longer training fits both networks more closely without changing
-which one is ahead.
-""")
-    claim(f_2x["diff"] is not None and (f_2x["diff"] < 0) == (fashion_reg["diff"] is not None and fashion_reg["diff"] < 0),
-          "Section 7: the 2x Fashion-MNIST comparison keeps its sign")
-say("""
-BatchNorm's other claims hold as claims about optimization: it converges in fewer epochs and
-tolerates larger learning rates. A tuned recipe chooses a good learning rate and a schedule anyway,
-and then those advantages no longer show in the final accuracy.
+tab.table("fit", tables.fit_frame(S), f"Clean training accuracy, test accuracy and their gap at the study's epochs "
+          f"and at twice as many (the second number: {len(plan.SEEDS3)} seeds).")
+say(f"""
+BatchNorm's claims fare better read as claims about optimization. It trains at learning rates where
+plain LeNet-5 fails (Section {sec["bn"]}.2), and it may converge in fewer epochs, which {n5} seeds cannot
+confirm (Section {sec["bn"]}.1). A tuned recipe picks a good learning rate and a schedule anyway, and then
+these advantages no longer show in the final accuracy.
 """)
 
 # %% [markdown]

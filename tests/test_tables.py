@@ -96,6 +96,20 @@ def test_recipes_frame_reads_the_presets():
     assert tuned["lr"] == "one-cycle, peak 0.1" and tuned["grad clip"] == "norm 1" and tuned["batch"] == "128"
 
 
+def test_fit_frame_sets_each_headline_model_beside_its_twice_the_epochs_run(tmp_path):
+    for seed, acc in enumerate([99.50, 99.56, 99.53]):
+        _fake_run(tmp_path, "mnist", "tuned", "lenet5", seed, acc)
+        _fake_run(tmp_path, "mnist", "tuned", "custom_mlp", seed, acc - 0.6)  # no twice-the-epochs run: no row
+        _fake_run(tmp_path, "fashion-mnist", "tuned", "lenet5", seed, acc - 8)
+        _fake_run(tmp_path, "mnist", "tuned", "lenet5", seed, acc + 0.1, epochs=20, group="2x")
+        _fake_run(tmp_path, "fashion-mnist", "tuned", "lenet5", seed, acc - 7, epochs=20, group="2x")
+    frame = tables.fit_frame(study_summary(tmp_path))
+    assert list(zip(frame["dataset"], frame["model"])) == [("MNIST", "LeNet-5"), ("Fashion-MNIST", "LeNet-5")]
+    first = frame.iloc[0]
+    assert first["epochs"] == "10 / 20" and first["test acc (%)"] == "99.53 / 99.63"
+    assert first["train acc (%)"] == "99.83 / 99.93" and first["gap"] == "+0.30 / +0.30"  # clean train = test + 0.3
+
+
 def test_dataset_rows_use_display_names_and_leave_out_diverged_runs(tmp_path):
     for seed, acc in enumerate([99.50, 99.56, 99.53]):
         _fake_run(tmp_path, "mnist", "tuned", "lenet5", seed, acc)
