@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from mnist_lib.errors import MnistLibError
 from mnist_lib.export import check_report_tools, export_report
+from mnist_lib.files import read_json
 from mnist_lib.plan import BEST, QUICK, QUICK_VAL, STUDY, Step, describe, estimate_seconds
 from mnist_lib.registry import HEADLINE, VARIANTS
 from mnist_lib.tables import seconds_text
@@ -246,8 +247,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     summary_path = outputs.report / "summary.json"
     if not args.report_only:
         run_plan(steps, outputs, args, workers)
-    recorded = [dict(asdict(s), estimate_seconds=round(estimate_seconds(s), 1)) for s in steps]
-    summary = write_summary(outputs.runs, summary_path, workers=workers, plan=recorded)
+    # --report-only keeps the plan as recorded when the same plan trained: its estimates came from that machine
+    trained = read_json(summary_path) if args.report_only and summary_path.is_file() else {}
+    if [p["name"] for p in trained.get("plan", [])] != [s.name for s in steps]:
+        trained = {"plan": [dict(asdict(s), estimate_seconds=round(estimate_seconds(s), 1)) for s in steps]}
+    summary = write_summary(outputs.runs, summary_path, workers=trained.get("workers", workers), plan=trained["plan"])
     took = seconds_text(summary["environment"]["wall_seconds"] or 0)
     if args.train_only:
         print(f"wrote {_rel(summary_path)}: the study's runs took {took}; render the report with --report-only")

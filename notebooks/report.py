@@ -491,7 +491,7 @@ these advantages no longer show in the final accuracy.
 # %%
 say(f"{tab.ref('plan')} lists the plan `python -m mnist_lib report` executes, one papermill run per step.")
 tab.table("plan", tables.plan_frame(S), "The study plan as executed: each step's notebook runs, training budget and "
-          "the cost estimated before the run on the machine that ran it (one worker; "
+          "its cost for one worker, estimated from a short timing probe on the machine that trained it ("
           f"{S.get('workers', NA)} ran side by side).")
 
 # %% [markdown]
