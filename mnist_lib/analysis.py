@@ -87,8 +87,7 @@ def recorded_shift_table(metrics_by_name: Mapping[str, Sequence[dict[str, Any]]]
     """Accuracy against shift from run records: one row per name, the mean over its runs' ``shift_acc``."""
     rows = {}
     for name, runs in metrics_by_name.items():
-        per_run = [m["analysis"]["shift_acc"] for m in runs if m.get("analysis", {}).get("shift_acc")]
-        if per_run:
+        if per_run := [m["analysis"]["shift_acc"] for m in runs if m.get("analysis", {}).get("shift_acc")]:
             rows[name] = {int(s): float(np.mean([acc[s] for acc in per_run])) for s in per_run[0]}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis(index="model", columns="shift (px)")
 

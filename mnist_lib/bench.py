@@ -72,8 +72,7 @@ def bare_compute_run(config: TrainConfig, train_split: Split, device: torch.devi
     images each) on one batch reused: its model, memory format and `train_step` (loss, clipping,
     optimizer), without its data handling, augmentation, schedule or bookkeeping."""
     seed_everything(config.seed)
-    model = apply_memory_format(build_model(config.model, config.batchnorm, config.dropout).to(device),
-                                config, device)
+    model = apply_memory_format(build_model(config.model, config.batchnorm, config.dropout).to(device), config, device)
     optimizer = make_optimizer(model, config)
     batch = train_split[:config.batch_size]
     x, y = batch.images, batch.labels  # normalized once (a property), outside the clock

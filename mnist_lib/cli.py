@@ -13,7 +13,7 @@ from typing import Sequence, get_args, get_type_hints
 
 from mnist_lib.config import DATASETS, PRESETS, TrainConfig
 from mnist_lib.errors import MnistLibError
-from mnist_lib.files import ensure_writable_dir
+from mnist_lib.files import ensure_writable_dir, read_json
 from mnist_lib.registry import MODELS
 
 EXIT_BAD_INPUT = 2
@@ -40,13 +40,6 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         group.add_argument(*flags, dest=field.name, default=None, help=f"default: {field.default}", **how)
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig of the options given, on top of --preset when given."""
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-             if getattr(args, f.name, None) is not None}
-    return TrainConfig.from_preset(args.preset, **given) if args.preset else TrainConfig.from_dict(given)
-
-
 def cmd_params(args: argparse.Namespace) -> int:
     from mnist_lib.models import build_model, parameter_frame
 
@@ -59,7 +52,10 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    config = config_from_args(args)  # bad options fail before the seconds-long torch import
+    # the TrainConfig of the options given, on top of --preset: bad options fail before the seconds-long torch import
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if getattr(args, f.name, None) is not None}
+    config = TrainConfig.from_preset(args.preset, **given) if args.preset else TrainConfig.from_dict(given)
     from mnist_lib.train import train
 
     result = train(config, args.out, resume=args.resume, overwrite=args.overwrite)
@@ -73,10 +69,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Re-evaluate a run's saved model.pt on the test set; compare with what metrics.json recorded."""
     from mnist_lib.data import load_config_data
-    from mnist_lib.train import MODEL, evaluate, load_model, read_metrics, select_device
+    from mnist_lib.train import METRICS, MODEL, evaluate, load_model, select_device
 
     run = Path(args.run)
-    metrics = read_metrics(run)
+    metrics = read_json(run / METRICS)
     given = {k: v for k, v in (("data_dir", args.data_dir), ("device", args.device)) if v}
     config = TrainConfig.from_dict({**metrics["config"], "progress": False, **given})
     device = select_device(config.device)

@@ -78,8 +78,7 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
         """Build and validate from plain values (papermill parameters, JSON); unknown keys are errors."""
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
+        if unknown := sorted(set(values) - names):
             raise MnistLibError(f"unknown config parameter(s) {', '.join(unknown)}: "
                                 f"known are {', '.join(sorted(names))}")
         return cls(**values).validate()

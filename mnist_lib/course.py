@@ -76,8 +76,7 @@ def load_png_folder(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor
     return _stack_by_id(items, str(path))
 
 
-def write_course_tar(images: torch.Tensor, labels: torch.Tensor, path: str | os.PathLike,
-                     prefix: str = "") -> None:
+def write_course_tar(images: torch.Tensor, labels: torch.Tensor, path: str | os.PathLike, prefix: str = "") -> None:
     """Write images as a course tar, member `{prefix}{index}_{label}.png`; atomic."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")

@@ -186,9 +186,7 @@ class DataSplits:
 
     def unnormalize(self, images: torch.Tensor) -> torch.Tensor:
         """Back to [0, 1] pixels, for pictures (uint8 pixels are scaled only)."""
-        if images.dtype == torch.uint8:
-            return images.float() / 255.0
-        return (images * self.std + self.mean).clamp(0, 1)
+        return images.float() / 255.0 if images.dtype == torch.uint8 else (images * self.std + self.mean).clamp(0, 1)
 
 
 def split_train_val(n: int, val_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,8 +16,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"  # the PDF's LaTeX tem
 
 def check_report_tools() -> None:
     """The PDF needs xelatex and pandoc; say how to get them instead of failing later."""
-    missing = [tool for tool in ("xelatex", "pandoc") if shutil.which(tool) is None]
-    if missing:
+    if missing := [tool for tool in ("xelatex", "pandoc") if shutil.which(tool) is None]:
         raise MnistLibError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing (needed for "
                             f"the PDF report): run `make system-deps` (scripts/system-deps.sh)")
 

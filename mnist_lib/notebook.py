@@ -200,8 +200,7 @@ def check_parameters(model: str, recipe: str = "tuned", seeds: Any = (0, 1, 2), 
                      architecture: str | None = None, **config_fields: Any) -> NotebookRun:
     """Check a model notebook's parameters: ``model`` is a variant of ``architecture`` (the notebook's own)
     when given; the config fields (None: the recipe's value) go through variant_config -> TrainConfig.validate."""
-    unknown = sorted(set(config_fields) - set(CONFIG_PARAMETERS))
-    if unknown:
+    if unknown := sorted(set(config_fields) - set(CONFIG_PARAMETERS)):
         raise MnistLibError(f"unknown parameter(s) {', '.join(unknown)}: known are {', '.join(CONFIG_PARAMETERS)}")
     choice("model", model, list(VARIANTS))  # variant_config checks the recipe
     arch = VARIANTS[model].model

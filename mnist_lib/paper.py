@@ -128,8 +128,7 @@ def usable_lr(by_lr: Mapping[float, Mapping[str, Any] | None], within: float = 0
     """The highest learning rate with no failed run and a mean within ``within`` points of the sweep's best."""
     means = {lr: r["mean"] for lr, r in by_lr.items() if r and r["mean"] is not None}
     top = max(means.values(), default=None)
-    ok = [lr for lr, m in means.items() if not by_lr[lr]["failed"] and m >= top - within]
-    return max(ok, default=None)
+    return max((lr for lr, m in means.items() if not by_lr[lr]["failed"] and m >= top - within), default=None)
 
 
 def lr_rows(summary: Mapping[str, Any]) -> dict[str, dict[float, Mapping[str, Any] | None]]:

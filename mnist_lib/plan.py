@@ -84,21 +84,14 @@ STUDY: list[Step] = [
     *_headline("fashion-mnist", {v: 2 * FASHION_EPOCHS[v] for v in HEADLINE}, SEEDS3, "2x"),
 ]
 
-# The smoke run CI runs (about a minute and a half on 2 CPU cores): the study's kinds of step on 6,000 images
-# for 3 epochs (enough to learn, so no run counts as failed), one seed (two for the ablation and the sweep, so
-# their statistics have something to compute; one for the shifts-only row, like its headline row).
+# The smoke run CI runs (about a minute and a half on 2 CPU cores): the study's kinds of step, at most two variants
+# each, on 6,000 images for 3 epochs (enough to learn, so no run counts as failed), one seed (two for the ablation
+# and the sweep, so their statistics have something to compute; one for the shifts-only row, like its headline row).
 QUICK_VAL = 1000
 QUICK_STEPS = ("lenet5", "custom_mlp", "lenet5_regularized", "ablation_course", "custom_mlp_course", "stability",
                "lenet5_rotation", "lr_0.1", "fashion-mnist_lenet5")
-
-
-def _quick(step: Step) -> Step:
-    """``step`` as the smoke run runs it: at most two variants; two seeds where it compares variants, else one."""
-    return replace(step, variants=step.variants[:2], seeds=step.seeds[: 2 if len(step.variants) > 1 else 1], epochs=3,
-                   limit=6000, after=())
-
-
-QUICK: list[Step] = [_quick(s) for s in STUDY if s.name in QUICK_STEPS]
+QUICK: list[Step] = [replace(s, variants=s.variants[:2], seeds=s.seeds[: 2 if len(s.variants) > 1 else 1], epochs=3,
+                             limit=6000, after=()) for s in STUDY if s.name in QUICK_STEPS]
 TRAIN_IMAGES = 55_000
 EVAL_IMAGES = 15_000  # validation + test, evaluated after every epoch: a forward pass, about 1/3 of a step
 

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from mnist_lib.config import TrainConfig
 from mnist_lib.data import DataSplits, Split, augment_batch, batches, load_config_data, shift_batch
 from mnist_lib.errors import Diverged, MnistLibError
-from mnist_lib.files import ensure_writable_dir, read_json, write_json, write_torch
+from mnist_lib.files import ensure_writable_dir, write_json, write_torch
 from mnist_lib.models import build_model, count_parameters
 
 METRICS = "metrics.json"
@@ -375,7 +375,3 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, data: DataSpli
         write_json(out / METRICS, metrics)  # last: its presence marks a finished run
     run.model.eval()
     return TrainResult(metrics, run.model, data)
-
-
-def read_metrics(run_dir: str | Path) -> dict[str, Any]:  # a finished run's metrics.json
-    return read_json(Path(run_dir) / METRICS)
