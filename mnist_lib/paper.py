@@ -79,8 +79,8 @@ class Numbering:
 
 def _keep_together(inches: float) -> None:
     """PDF only: start a new page unless this much room is left, so a float and its caption stay
-    on one page (LaTeX's needspace; the HTML gets nothing)."""
-    display({"text/latex": f"\\needspace{{{inches:.2f}in}}", "text/html": ""}, raw=True)
+    on one page (the PDF template's keeptogether; the HTML gets nothing)."""
+    display({"text/latex": f"\\keeptogether{{{inches:.2f}in}}", "text/html": ""}, raw=True)
 
 
 def row(summary: Mapping[str, Any], key: str, dataset: str = "mnist", group: str | None = None) -> dict | None:

@@ -483,6 +483,9 @@ these advantages no longer show in the final accuracy.
 # Vollgraf (2017). Fashion-MNIST. arXiv:1708.07747. · Holm (1979). A simple sequentially rejective
 # multiple test procedure. *Scand. J. Statist.* 6(2).
 
+# %%
+display({"text/latex": r"\newpage", "text/html": ""}, raw=True)  # PDF: the appendix starts on a page of its own
+
 # %% [markdown]
 # # Appendix
 #

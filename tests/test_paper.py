@@ -113,7 +113,7 @@ def test_a_figure_is_kept_with_its_caption_in_the_pdf(monkeypatch):
     shown = []
     monkeypatch.setattr(paper, "display", lambda obj, **kw: shown.append(obj))
     paper._keep_together(3.25)
-    assert shown == [{"text/latex": "\\needspace{3.25in}", "text/html": ""}]
+    assert shown == [{"text/latex": "\\keeptogether{3.25in}", "text/html": ""}]
 
 
 def test_bench_text_gives_each_model_its_time_and_speed_up_in_order():
