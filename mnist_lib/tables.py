@@ -246,10 +246,15 @@ def fit_frame(summary: Mapping[str, Any]):
 
 
 def plan_frame(summary: Mapping[str, Any]):
-    """The executed plan: each step's budget and its estimated cost."""
-    return pd.DataFrame([{"step": s["name"], "recipe": s["recipe"], "variants": str(len(s["variants"])),
-                          "epochs": str(s["epochs"]), "seeds": str(len(s["seeds"])),
-                          "images": f"{(s['limit'] or 55_000):,}",
+    """The executed plan: what each step trains (display names), its budget and its estimated cost."""
+    best = summary.get("mnist", {}).get("best_variant", {}).get("variant")
+    best = "none: it has a row of its own" if best in HEADLINE else label(best) if best else "-"
+    notes = {"2x": "twice the epochs", "stability": "stability sweep", "": ""}
+    return pd.DataFrame([{"dataset": DATASET_LABELS[s["dataset"]], "recipe": s["recipe"],
+                          "trains": ", ".join(label(v) if v in VARIANTS else f"the best MNIST variant ({best})"
+                                              for v in s["variants"]),
+                          "note": notes.get(s["group"], f"lr {s['group'].split('/')[-1]}"), "epochs": str(s["epochs"]),
+                          "seeds": str(len(s["seeds"])), "images": f"{(s['limit'] or 55_000):,}",
                           "estimate": seconds_text(s["estimate_seconds"])} for s in summary.get("plan", [])])
 
 

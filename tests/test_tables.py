@@ -110,6 +110,20 @@ def test_fit_frame_sets_each_headline_model_beside_its_twice_the_epochs_run(tmp_
     assert first["train acc (%)"] == "99.83 / 99.93" and first["gap"] == "+0.30 / +0.30"  # clean train = test + 0.3
 
 
+def test_plan_frame_names_what_each_step_trains_in_display_names(summary):
+    from dataclasses import asdict
+
+    from mnist_lib.plan import STUDY
+
+    steps = [s for s in STUDY if s.name in ("ablation_course", "lenet5_2x", "stability", "fashion-mnist_best", "lr_0.1")]
+    frame = tables.plan_frame({**summary, "plan": [dict(asdict(s), estimate_seconds=90.0) for s in steps]})
+    rows = {r["trains"]: r for r in frame.to_dict("records")}
+    assert set(rows["LeNet-5"].values()) >= {"MNIST", "twice the epochs", "40", "3", "1.5 min"}
+    assert rows["none, Dropout"]["note"] == "stability sweep" and rows["none, BatchNorm"]["note"] == "lr 0.1"
+    assert "the best MNIST variant (none: it has a row of its own)" in rows  # LeNet-5 is best: the step trains nothing
+    assert not any(code in " ".join(rows) for code in ("lenet5", "ablation_", "custom_mlp"))
+
+
 def test_dataset_rows_use_display_names_and_leave_out_diverged_runs(tmp_path):
     for seed, acc in enumerate([99.50, 99.56, 99.53]):
         _fake_run(tmp_path, "mnist", "tuned", "lenet5", seed, acc)
