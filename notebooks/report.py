@@ -246,6 +246,8 @@ most = max(mconv, key=lambda c: c["gain"], default={})
 p_min = min((c["welch"]["p"] for c in mconv if c["welch"].get("p") is not None), default=None)
 claim(lambda: len(mconv) == len(MODELS) and not any(c["converged"] for c in mconv) and most["variant"] == "custom_mlp"
       and p_min >= 0.05, "Section 3.3: no MNIST model converged; no test gain significant")
+claim(lambda: min(c["gain"] for c in conv if c["dataset"] == "fashion-mnist") > most["gain"],
+      "Section 3.3: Fashion-MNIST's gains larger than MNIST's")
 claim(lambda: paper.verdict_of(lenet_mlp_2x) == paper.HOLDS and reg_2x["diff"] < 0,
       "Section 3.3: the comparisons keep their sign at twice the epochs")
 say(f"""
@@ -256,7 +258,8 @@ seed standard deviation each. The gains are small all the same: the largest, {mo
 {num(most["gain"] * VAL / 100 if most else None, 0)} of the {VAL:,} validation images. On the test set no gain is
 significant (the smallest p is {tables.fmt_p(p_min)}), and longer training changes no comparison: with
 {len(plan.SEEDS3)} seeds, LeNet-5 still beats CustomMLP by {diff_text(lenet_mlp_2x)}, and
-LeNet5_Regularized still trails LeNet-5. We keep the study's epochs, at half the cost.
+LeNet5_Regularized still trails LeNet-5. We keep the study's epochs, at half the cost. On Fashion-MNIST the
+gains are larger; Section {sec["discussion"]} returns to them.
 """)
 tab.table("convergence", tables.convergence_frame(S),
           f"Twice the epochs ({len(plan.SEEDS3)} seeds): mean validation accuracy at "
@@ -436,12 +439,13 @@ tab.table("fashion", tables.results_frame(S, "fashion-mnist", MODELS).drop(colum
 # %%
 f_lenet2, f_reg2 = row(S, "lenet5", "fashion-mnist", "2x"), row(S, "lenet5_regularized", "fashion-mnist", "2x")
 f_2x = stats.compare_rows(f_reg2, f_lenet2) if f_lenet2 and f_reg2 else {}
+f_gain = next((c["welch"] for c in conv if (c["dataset"], c["variant"]) == ("fashion-mnist", "lenet5")), {"diff": None})
 claim(lambda: clean(lenet) > 99.5 and lenet["gap_mean"] < 0.5 and clean(f_lenet) < 95,
       "Section 7: LeNet-5 fits MNIST's training images almost all, Fashion-MNIST's far from all")
 claim(lambda: clean(f_reg) < clean(f_lenet) and f_reg["mean"] < f_lenet["mean"],
       "Section 7: Dropout lowers Fashion-MNIST's training and test accuracy together")
 both = [(row(S, k, d), row(S, k, d, "2x")) for d in ("mnist", "fashion-mnist") for k in MODELS]
-claim(lambda: clean(f_lenet2) > clean(f_lenet) and f_lenet2["mean"] > f_lenet["mean"] and f_2x["diff"] < 0
+claim(lambda: clean(f_lenet2) > clean(f_lenet) and paper.verdict_of(f_gain) == paper.HOLDS and f_2x["diff"] < 0
       and all(b["gap_mean"] > a["gap_mean"] and b["mean"] > a["mean"] for a, b in both if a and b),
       "Section 7: twice the epochs raise Fashion-MNIST's training and test accuracy and widen every gap; "
       "the regularized network still behind")
@@ -458,8 +462,9 @@ On Fashion-MNIST the same network gets only {num(clean(f_lenet))}% of its traini
 its training set on images it has not seen. Dropout then takes away capacity the network needs: the
 regularized network's training accuracy falls to {num(clean(f_reg))}% and its test accuracy with it.
 Twice the epochs work the other way. They let LeNet-5 fit more of its training images
-({num(clean(f_lenet2))}%) and raise its test accuracy to {num(f_lenet2["mean"] if f_lenet2 else None)}%, and
-the regularized network stays behind by {diff_text(f_2x)}; with {len(plan.SEEDS3)} seeds per row that is the
+({num(clean(f_lenet2))}%) and raise its test accuracy by {diff_text(f_gain)}, to
+{num(f_lenet2["mean"] if f_lenet2 else None)}%: on Fashion-MNIST the study's epochs are too few. The
+regularized network stays behind by {diff_text(f_2x)}; with {len(plan.SEEDS3)} seeds per row that is the
 weaker evidence, but it points the same way as the {len(f_reg["test_acc"]) if f_reg else NA}-seed result. On
 both datasets the extra epochs widen every gap a little while the test accuracy still rises: these networks
 are limited by what they can fit, not by overfitting. A regularizer helps a network that overfits and
