@@ -458,8 +458,8 @@ the test images: it does not memorize, so BatchNorm and Dropout find little to r
 gap by lowering the training accuracy (Section {sec["bn"]}.3).
 
 On Fashion-MNIST the same network gets only {num(clean(f_lenet))}% of its training images right: it
-*underfits*, and its larger gap is not memorization but the extra errors of a network that cannot fit
-its training set on images it has not seen. Dropout then takes away capacity the network needs: the
+*underfits*, and its larger gap does not come from memorizing: a network that cannot fit its training
+images makes still more errors on images it has not seen. Dropout then takes away capacity the network needs: the
 regularized network's training accuracy falls to {num(clean(f_reg))}% and its test accuracy with it.
 Twice the epochs work the other way. They let LeNet-5 fit more of its training images
 ({num(clean(f_lenet2))}%) and raise its test accuracy by {diff_text(f_gain)}, to
