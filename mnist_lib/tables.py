@@ -208,9 +208,11 @@ def comparisons_frame(summary: Mapping[str, Any]):
 
 
 def lr_frame(summary: Mapping[str, Any]):
-    """Per learning rate: each variant's test accuracy (failed runs counted), BatchNorm minus none (95% CI, p)."""
+    """Per learning rate: each variant's test accuracy (failed runs counted), BatchNorm minus none (95% CI, p) where
+    no run failed: without its failed runs a mean stands for the survivors only."""
+    failed = lambda e: any(r and r["failed"] for r in e["rows"].values())  # noqa: E731
     return pd.DataFrame([{"lr": f"{e['lr']:g}", **{label(v): fmt_row(r) for v, r in e["rows"].items()},
-                          **welch_cells(e["comparison"], "BatchNorm − none [95% CI]", "-")}
+                          **welch_cells(None if failed(e) else e["comparison"], "BatchNorm − none [95% CI]", "-")}
                          for e in summary.get("lr_comparisons", [])])
 
 

@@ -115,13 +115,25 @@ def test_plan_frame_names_what_each_step_trains_in_display_names(summary):
 
     from mnist_lib.plan import STUDY
 
-    steps = [s for s in STUDY if s.name in ("ablation_course", "lenet5_2x", "stability", "fashion-mnist_best", "lr_0.1")]
+    names = ("ablation_course", "lenet5_2x", "stability", "fashion-mnist_best", "lr_0.1")
+    steps = [s for s in STUDY if s.name in names]
     frame = tables.plan_frame({**summary, "plan": [dict(asdict(s), estimate_seconds=90.0) for s in steps]})
     rows = {r["trains"]: r for r in frame.to_dict("records")}
     assert set(rows["LeNet-5"].values()) >= {"MNIST", "twice the epochs", "40", "3", "1.5 min"}
     assert rows["none, Dropout"]["note"] == "stability sweep" and rows["none, BatchNorm"]["note"] == "lr 0.1"
     assert "the best MNIST variant (none: it has a row of its own)" in rows  # LeNet-5 is best: the step trains nothing
     assert not any(code in " ".join(rows) for code in ("lenet5", "ablation_", "custom_mlp"))
+
+
+def test_lr_frame_compares_a_rate_only_where_no_run_failed(tmp_path):
+    for seed in range(3):
+        for lr, none_acc in (("0.03", 98.6 + seed / 10), ("0.1", [98.9, 11.35, 74.0][seed])):
+            _fake_run(tmp_path, "mnist", "course", "ablation_none", seed, none_acc, group=f"lr/{lr}")
+            _fake_run(tmp_path, "mnist", "course", "ablation_batchnorm", seed, 99.0 + seed / 10, group=f"lr/{lr}")
+    frame = tables.lr_frame(study_summary(tmp_path)).set_index("lr")
+    assert frame.loc["0.03", "BatchNorm − none [95% CI]"].startswith("+0.40 [") and frame.loc["0.03", "p"] != "-"
+    assert frame.loc["0.1", "none"] == "86.45 ± 17.61 (1 failed)"  # the survivors: 98.9 and 74.0
+    assert frame.loc["0.1", "BatchNorm − none [95% CI]"] == "-" and frame.loc["0.1", "p"] == "-"
 
 
 def test_dataset_rows_use_display_names_and_leave_out_diverged_runs(tmp_path):
