@@ -176,7 +176,7 @@ def mean_std_figure(rows: Sequence[Mapping[str, Any]], path: str | Path | None =
     one marker colour per group, the seeds as dots: the ablation and dataset charts."""
     labels = list(dict.fromkeys(r["label"] for r in rows))
     groups = list(dict.fromkeys(r[group_key] for r in rows))
-    fig, ax = plt.subplots(figsize=(6.8, 0.42 * len(labels) * max(1, len(groups) * 0.7) + 1.2), layout="tight")
+    fig, ax = plt.subplots(figsize=(6.8, 0.36 * len(labels) * max(1, len(groups) * 0.7) + 1.0), layout="tight")
     height = 0.7 / len(groups)
 
     def y_of(row: Mapping[str, Any]) -> float:  # its label's line, each group a little offset
