@@ -139,8 +139,7 @@ def aggregate(metrics: list[dict[str, Any]]) -> dict[str, Any]:
         "test_acc": test, "learned_acc": stats.learned(test, test),
         "failed": len(test) - sum(ok), "failed_seeds": [s for s, good in zip(seeds, ok) if not good],
         "mean": mean, "std": std, "seeds": seeds,
-        "val_acc": final["val_acc"], "val_mean": val_mean, "val_std": val_std,
-        "test_loss": final["test_loss"],
+        "val_acc": final["val_acc"], "val_mean": val_mean, "val_std": val_std, "test_loss": final["test_loss"],
         "train_acc": final["train_acc"],  # running accuracy of the kept epoch (augmented, Dropout on)
         "train_eval_acc": final["train_eval_acc"],  # the kept model on the clean training images
         "gap_mean": gap_mean, "gap_std": gap_std,  # train_eval_acc - test_acc, runs that learned

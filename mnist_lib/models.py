@@ -70,11 +70,8 @@ class CustomMLP(nn.Module):
         return self.fc6(x)
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {
-    "lenet5": LeNet5,
-    "custom_mlp": CustomMLP,
-    "lenet5_regularized": LeNet5Regularized,
-}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"lenet5": LeNet5, "custom_mlp": CustomMLP,
+                                             "lenet5_regularized": LeNet5Regularized}
 
 
 def build_model(name: str, batchnorm: bool | None = None, dropout: float | None = None) -> nn.Module:

@@ -48,8 +48,7 @@ def _headline(dataset: str, epochs: dict[str, int], seeds: tuple[int, ...], grou
     prefix = "" if dataset == "mnist" else f"{dataset}_"
     suffix = f"_{group}" if group else ""
     return [Step(f"{prefix}{variant}{suffix}", VARIANTS[variant].model, (variant,), n, seeds, dataset=dataset,
-                 group=group, figures=not group)
-            for variant, n in epochs.items()]
+                 group=group, figures=not group) for variant, n in epochs.items()]
 
 
 # Epochs per model. The "2x" steps check them: do twice as many raise the mean validation accuracy by more than

@@ -129,9 +129,8 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], path: str |
     matrix = np.asarray(matrix)
     per_class = 100 * np.diag(matrix) / np.maximum(matrix.sum(1), 1)
     fig, ax = plt.subplots(figsize=(7.5, 6.2), layout="tight")
-    sns.heatmap(matrix, mask=np.eye(len(matrix), dtype=bool), annot=True, fmt="d", cmap="Reds",
-                cbar_kws={"label": "errors (off-diagonal)"},
-                linewidths=0.4, linecolor="#eeeeee", ax=ax, annot_kws={"fontsize": 7.5},
+    sns.heatmap(matrix, mask=np.eye(len(matrix), dtype=bool), annot=True, fmt="d", annot_kws={"fontsize": 7.5}, ax=ax,
+                cmap="Reds", cbar_kws={"label": "errors (off-diagonal)"}, linewidths=0.4, linecolor="#eeeeee",
                 xticklabels=class_names, yticklabels=[f"{c} ({a:.1f}%)" for c, a in zip(class_names, per_class)])
     for i in range(len(matrix)):  # the diagonal, grey
         ax.add_patch(Rectangle((i, i), 1, 1, facecolor="#e8e8e8", edgecolor="white", zorder=0.5))
