@@ -136,7 +136,7 @@ def conv1_figure(conv1: dict[str, Any], image: torch.Tensor, path: str | Path | 
 
 def shift_figure(table, path: str | Path | None = None, title: str = "") -> plt.Figure:
     """Test accuracy against the shift in pixels (a `recorded_shift_table`), one line per model."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.0), layout="tight")
+    fig, ax = plt.subplots(figsize=(5.2, 2.4), layout="tight")
     table.T.plot(ax=ax, marker="o", markersize=4, legend=False)  # one line per model
     ax.set_xticks(table.columns)
     ax.set_xlabel("shift of the test images (pixels; mean of right, left, down, up)", fontsize=9)

@@ -96,7 +96,7 @@ def lr_sweep_figure(rows: Mapping[str, Mapping[float, Sequence[float | None]]], 
                     title: str = "") -> plt.Figure:
     """Test accuracy against a constant learning rate (log scale), one line per variant (label ->
     {lr: per-seed accuracies}); seeds as dots, a failed or diverged run drawn at the bottom."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.0), layout="tight")
+    fig, ax = plt.subplots(figsize=(5.2, 2.4), layout="tight")
     for i, (label, by_lr) in enumerate(rows.items()):
         lrs = sorted(by_lr)
         learned = [[a for a in by_lr[lr] if a is not None] for lr in lrs]
@@ -175,7 +175,7 @@ def mean_std_figure(rows: Sequence[Mapping[str, Any]], path: str | Path | None =
     one marker colour per group, the seeds as dots: the ablation and dataset charts."""
     labels = list(dict.fromkeys(r["label"] for r in rows))
     groups = list(dict.fromkeys(r[group_key] for r in rows))
-    fig, ax = plt.subplots(figsize=(6.8, 0.36 * len(labels) * max(1, len(groups) * 0.7) + 1.0), layout="tight")
+    fig, ax = plt.subplots(figsize=(6.8, 0.3 * len(labels) * max(1, len(groups) * 0.7) + 0.9), layout="tight")
     height = 0.7 / len(groups)
 
     def y_of(row: Mapping[str, Any]) -> float:  # its label's line, each group a little offset
