@@ -236,15 +236,25 @@ def lr_sweep(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _matched(short: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """``short`` on the twice-the-epochs row's seeds only, so both budgets compare the same seeds; its seed std
+    stays that of all its seeds (the noise scale the gain is judged against)."""
+    keep = [i for i, s in enumerate(short["seeds"]) if s in seeds]
+    val, test = ([short[k][i] for i in keep] for k in ("val_acc", "test_acc"))
+    learned = stats.learned(test, test)
+    return {**short, "val_mean": stats.mean_std(stats.learned(val, test))[0], "mean": stats.mean_std(learned)[0],
+            "learned_acc": learned}
+
+
 def convergence(summary: dict[str, Any], doubled: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each model with a "2x epochs" row: did twice the epochs raise the mean by more than the std?"""
+    """Each model with a "2x epochs" row: did twice the epochs raise the mean (same seeds) by more than the std?"""
     out = []
     for dataset, rows in doubled.items():
         for key, long in rows.items():
             short = summary.get(dataset, {}).get(key)
             if key != "best_variant" and short and short["val_mean"] is not None and long["val_mean"] is not None:
                 out.append({"dataset": dataset, "variant": long["variant"], "label": label(long["variant"]),
-                            **stats.converged(short, long)})
+                            "seeds": long["seeds"], **stats.converged(_matched(short, long["seeds"]), long)})
     return out
 
 

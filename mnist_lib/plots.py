@@ -99,7 +99,7 @@ def lr_sweep_figure(rows: Mapping[str, Mapping[float, Sequence[float | None]]], 
     fig, ax = plt.subplots(figsize=(5.2, 2.4), layout="tight")
     for i, (label, by_lr) in enumerate(rows.items()):
         lrs = sorted(by_lr)
-        learned = [[a for a in by_lr[lr] if a is not None] for lr in lrs]
+        learned = [[a for a in by_lr[lr] if a is not None and a >= stats.FAILED_BELOW] for lr in lrs]  # as the table
         ax.plot(lrs, [np.mean(accs) if accs else np.nan for accs in learned], marker="o", color=f"C{i}", label=label)
         ax.scatter([lr for lr in lrs for _ in by_lr[lr]], [0.0 if a is None else a for lr in lrs for a in by_lr[lr]],
                    s=12, color=f"C{i}", alpha=0.5)  # every seed, a failed one at 0

@@ -217,11 +217,13 @@ def lr_frame(summary: Mapping[str, Any]):
 
 
 def epochs_frame(summary: Mapping[str, Any]):
-    """Epochs to the validation threshold per course-ablation row, against none."""
+    """Epochs to the validation threshold per course-ablation row, against none (Holm over the rows tested)."""
+    rows = summary.get("epochs_to_accuracy", [])
+    holm = stats.holm([r["welch"]["p"] if r["welch"] else None for r in rows])
     return pd.DataFrame([{"regularization": r["label"],
                           "epochs to reach it": pm_values([e for e in r["epochs"] if e is not None]),
-                          "not reached": f"{r['not_reached']} of {len(r['epochs'])}", **welch_cells(r["welch"])}
-                         for r in summary.get("epochs_to_accuracy", [])])
+                          "not reached": f"{r['not_reached']} of {len(r['epochs'])}", **welch_cells(r["welch"]),
+                          "Holm p": fmt_p(h)} for r, h in zip(rows, holm)])
 
 
 def convergence_frame(summary: Mapping[str, Any]):

@@ -267,6 +267,21 @@ def _fake_run(root, dataset, recipe, variant, seed, test_acc, epochs=10, group="
         "sizes": {"train": 55_000, "val": 5_000, "test": 10_000}})
 
 
+def test_convergence_compares_the_same_seeds_at_both_budgets(tmp_path):
+    """Seeds 3 and 4 (no twice-the-epochs run) are far lower: against all five seeds the gain would look like
+    0.4 points; on the seeds both budgets share it is 0.02, within the seed std."""
+    from mnist_lib.experiments import study_summary
+
+    for seed, acc in enumerate([99.5, 99.5, 99.5, 99.0, 99.0]):
+        _fake_run(tmp_path, "mnist", "tuned", "lenet5", seed, acc)
+    for seed in range(3):
+        _fake_run(tmp_path, "mnist", "tuned", "lenet5", seed, 99.52, epochs=20, group="2x")
+    (conv,) = study_summary(tmp_path)["convergence"]
+    assert conv["seeds"] == [0, 1, 2] and conv["gain"] == pytest.approx(0.02) and conv["converged"] is True
+    assert conv["val_std"] == pytest.approx(statistics.stdev([99.4, 99.4, 99.4, 98.9, 98.9]))  # all five seeds
+    assert conv["mean"] == pytest.approx(99.5) and conv["test_gain"] == pytest.approx(0.02)
+
+
 def test_study_summary_counts_failed_runs_keeps_them_out_of_the_mean_and_has_its_schema(tmp_path):
     from mnist_lib.experiments import write_summary
 

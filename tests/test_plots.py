@@ -119,7 +119,7 @@ def test_full_result_figure_has_one_panel_per_model_with_a_line_per_split(tmp_pa
 
 
 def test_lr_sweep_figure_has_one_line_per_variant_and_a_dot_per_seed(tmp_path):
-    rows = {"none": {0.01: [98.9, 99.0], 0.1: [98.5, None], 0.3: [None, None]},
+    rows = {"none": {0.01: [98.9, 99.0], 0.1: [98.5, 11.35], 0.3: [None, None]},  # 11.35: failed, out of the mean
             "BatchNorm": {0.01: [99.0, 99.1], 0.1: [99.2, 99.1], 0.3: [98.8, 98.9]}}
     fig = plots.lr_sweep_figure(rows, tmp_path / "lr.png", title="LeNet-5 at constant learning rates")
     assert_png(tmp_path / "lr.png")
