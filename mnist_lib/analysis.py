@@ -122,7 +122,7 @@ def conv1_figure(conv1: dict[str, Any], image: torch.Tensor, path: str | Path | 
             im = axes[row, k + 1].imshow(images[k], interpolation="nearest", **scale)
             axes[row, k + 1].set_title(f"{name} {k + 1}", fontsize=9.5)
         bar = fig.colorbar(im, ax=list(axes[row, 1:]), fraction=0.025, pad=0.015)
-        bar.ax.tick_params(labelsize=8)
+        bar.ax.tick_params(labelsize=9.5)
         bar.set_label(unit, fontsize=9.5)
     axes[0, 0].text(0.5, 0.5, f"conv1's\n{n} filters\n(red +,\nblue −)", ha="center", va="center", fontsize=9.5,
                     transform=axes[0, 0].transAxes)
