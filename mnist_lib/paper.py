@@ -67,17 +67,17 @@ class Numbering:
         plt.close(figure)
         png, ref = buffer.getvalue(), self.ref(key)
         width, height = struct.unpack(">II", png[16:24])  # the PNG's IHDR chunk
-        _keep_together(min(TEXT_WIDTH_IN * IMAGE_WIDTH * height / width, IMAGE_MAX_HEIGHT_IN) + 0.55)  # + caption
+        keep_together(min(TEXT_WIDTH_IN * IMAGE_WIDTH * height / width, IMAGE_MAX_HEIGHT_IN) + 0.55)  # + caption
         display(Image(data=png, format="png"), metadata={"image/png": {"alt": f"{ref}: {caption}"}})
         display(Markdown(f"**{ref}:** {caption}"))
 
     def table(self, key: str, frame, caption: str) -> None:
         """A numbered table: the caption above it, as papers do."""
-        _keep_together(0.17 * (len(frame) + 2) + 0.6 + 0.16 * len(caption) / 90)
+        keep_together(0.17 * (len(frame) + 2) + 0.6 + 0.16 * len(caption) / 90)
         display(Markdown(f"**{self.ref(key)}:** {caption}\n\n" + tables.markdown_table(frame)))
 
 
-def _keep_together(inches: float) -> None:
+def keep_together(inches: float) -> None:
     """PDF only: start a new page unless this much room is left, so a float and its caption stay
     on one page (the PDF template's keeptogether; the HTML gets nothing)."""
     display({"text/latex": f"\\keeptogether{{{inches:.2f}in}}", "text/html": ""}, raw=True)

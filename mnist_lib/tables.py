@@ -253,7 +253,7 @@ def plan_frame(summary: Mapping[str, Any]):
     """The executed plan: what each step trains (display names), its budget and its estimated cost."""
     best = summary.get("mnist", {}).get("best_variant", {}).get("variant")
     best = "none: it has a row of its own" if best in HEADLINE else label(best) if best else "-"
-    notes = {"2x": "twice the epochs", "stability": "stability sweep", "": ""}
+    notes = {"2x": "2× epochs", "stability": "stability sweep", "": ""}
     return pd.DataFrame([{"dataset": DATASET_LABELS[s["dataset"]], "recipe": s["recipe"],
                           "trains": ", ".join(label(v) if v in VARIANTS else f"the best MNIST variant ({best})"
                                               for v in s["variants"]),

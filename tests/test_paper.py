@@ -117,7 +117,7 @@ def test_the_report_types_no_figure_or_table_number():
 def test_a_figure_is_kept_with_its_caption_in_the_pdf(monkeypatch):
     shown = []
     monkeypatch.setattr(paper, "display", lambda obj, **kw: shown.append(obj))
-    paper._keep_together(3.25)
+    paper.keep_together(3.25)
     assert shown == [{"text/latex": "\\keeptogether{3.25in}", "text/html": ""}]
 
 

@@ -119,7 +119,7 @@ def test_plan_frame_names_what_each_step_trains_in_display_names(summary):
     steps = [s for s in STUDY if s.name in names]
     frame = tables.plan_frame({**summary, "plan": [dict(asdict(s), estimate_seconds=90.0) for s in steps]})
     rows = {r["trains"]: r for r in frame.to_dict("records")}
-    assert set(rows["LeNet-5"].values()) >= {"MNIST", "twice the epochs", "40", "3", "1.5 min"}
+    assert set(rows["LeNet-5"].values()) >= {"MNIST", "2× epochs", "40", "3", "1.5 min"}
     assert rows["none, Dropout"]["note"] == "stability sweep" and rows["none, BatchNorm"]["note"] == "lr 0.1"
     assert "the best MNIST variant (none: it has a row of its own)" in rows  # LeNet-5 is best: the step trains nothing
     assert not any(code in " ".join(rows) for code in ("lenet5", "ablation_", "custom_mlp"))
