@@ -108,12 +108,12 @@ def comparison(summary: Mapping[str, Any], row_key: str, baseline: str, recipe: 
 
 
 def diff_text(c: Mapping[str, Any]) -> str:
-    """'+0.12 points (95% CI [+0.03, +0.21], p = 0.012)'."""
+    """'+0.12 points [+0.03, +0.21], p = 0.012': the bracket is the 95% confidence interval."""
     if c["diff"] is None:
         return NA
-    ci = f"95% CI [{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}], " if c.get("ci95") else ""
+    ci = f"[{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}], " if c.get("ci95") else ""
     p = tables.fmt_p(c["p"])
-    return f"{c['diff']:+.2f} points ({ci}p {p if p.startswith('<') else '= ' + p})"
+    return f"{c['diff']:+.2f} points {ci}p {p if p.startswith('<') else '= ' + p}"
 
 
 def verdict_of(test: Mapping[str, Any] | None, better: int = 1, p_key: str = "p") -> str:

@@ -163,8 +163,9 @@ initialization, data order, augmentation and Dropout.
 We report mean ± standard deviation over seeds. A run whose test accuracy stays below
 {stats.FAILED_BELOW:.0f}% (chance is 10%), or whose loss diverges, has failed: it is counted and
 kept out of every mean. Two rows are compared with Welch's t-test: the difference of the means,
-its 95% confidence interval and the two-sided p-value. Where several rows are tested against one
-baseline, the p-values are also adjusted with Holm's method for that family of tests.
+its 95% confidence interval, given in brackets after the difference, and the two-sided p-value.
+Where several rows are tested against one baseline, the p-values are also adjusted with Holm's
+method for that family of tests.
 
 Every run was trained in one environment: {ENV.get("device_name", NA)} (`{ENV.get("device_type", NA)}`),
 torch {ENV.get("torch", NA)}, {ENV.get("runs", NA)} runs{sittings} taking
@@ -481,7 +482,7 @@ regularized network's training accuracy falls to {num(clean(f_reg))}% and its te
 Twice the epochs work the other way. They let LeNet-5 fit more of its training images
 ({num(clean(f_lenet2))}%) and raise the test accuracy of seeds 0–{len(plan.SEEDS3) - 1} by {diff_text(f_gain)}, to
 {num(f_lenet2["mean"] if f_lenet2 else None)}%: on Fashion-MNIST the study's epochs are too few. The
-regularized network stays behind ({diff_text(f_2x)}); with {len(plan.SEEDS3)} seeds per row that is the
+regularized network stays behind, {diff_text(f_2x)}; with {len(plan.SEEDS3)} seeds per row that is the
 weaker evidence, but it points the same way as the {len(f_reg["test_acc"]) if f_reg else NA}-seed result. On
 both datasets the extra epochs widen every gap a little while the test accuracy still rises: with the
 tuned recipe's regularizers in place, these networks are limited by what they can fit, not by
