@@ -27,7 +27,8 @@ def readme_results(summary: Mapping[str, Any]) -> str:
              markdown_table(results_frame(summary, "mnist", keys).drop(columns=["recipe"], errors="ignore")), "",
              markdown_table(targets_frame(summary)), "",
              "Does regularization help? Each row against its baseline: the difference in test accuracy "
-             "(points) with its 95% confidence interval, Welch's p-value and the verdict at the 5% level:", "",
+             "(points) with its 95% confidence interval, Welch's p-value, Holm's adjusted p-value over the rows "
+             "tested against the same baseline, and the verdict at the 5% level after Holm:", "",
              markdown_table(comparisons_frame(summary)), ""]
     env = summary.get("environment")
     if env and env.get("wall_seconds"):

@@ -199,10 +199,12 @@ def ablation_frame(summary: Mapping[str, Any], variants: Sequence[str], recipe: 
 
 
 def comparisons_frame(summary: Mapping[str, Any]):
-    """The saved comparisons (summary["comparisons"]) as a table."""
+    """The saved comparisons (summary["comparisons"]) as a table; the verdict after Holm's adjustment of its family."""
     return pd.DataFrame([{"dataset": DATASET_LABELS[c["dataset"]], "recipe": c["recipe"], "row": c["label"],
                           "baseline": c["baseline_label"], **welch_cells(c, "difference [95% CI]"),
-                          "verdict": c["verdict"], "gap (row / baseline)": "-" if None in (c["gap"], c["baseline_gap"])
+                          "Holm p": fmt_p(c.get("p_holm")),
+                          "verdict": stats.verdict({**c, "p": c.get("p_holm", c["p"])}),
+                          "gap (row / baseline)": "-" if None in (c["gap"], c["baseline_gap"])
                           else f"{c['gap']:+.2f} / {c['baseline_gap']:+.2f}"}
                          for c in summary.get("comparisons", [])])
 

@@ -56,6 +56,9 @@ def test_comparisons_frame_names_rows_and_gives_verdicts(summary):
     assert set(zip(tuned["row"], tuned["baseline"])) == {("LeNet-5", "none"), (rotation, "LeNet-5"), ("LeNet-5", "CustomMLP")}
     assert list(tuned[tuned["row"] == rotation]["verdict"]) == ["no evidence either way"]
     assert list(frame[frame["recipe"] == "course"]["verdict"]) == ["helps"]
+    holm = {(r["row"], r["baseline"]): r for r in frame.to_dict("records")}
+    c = next(c for c in summary["comparisons"] if (c["label"], c["baseline_label"]) == (rotation, "LeNet-5"))
+    assert holm[(rotation, "LeNet-5")]["Holm p"] == tables.fmt_p(c["p_holm"])  # the verdict is judged on it
 
 
 def test_markdown_table_widths_and_escapes():
