@@ -35,7 +35,7 @@ class Claims:
         self.handle = display(Markdown(""), display_id=True)
 
     def __call__(self, premise: Any, where: str) -> bool:
-        with contextlib.suppress(TypeError, KeyError, IndexError):  # a premise given as a function may read
+        with contextlib.suppress(TypeError, KeyError, IndexError, ValueError):  # a premise as a function may read
             if premise() if callable(premise) else premise:          # numbers a quick run lacks: then it breaks
                 return True
         if self.strict:
@@ -109,7 +109,7 @@ def comparison(summary: Mapping[str, Any], row_key: str, baseline: str, recipe: 
 
 def diff_text(c: Mapping[str, Any]) -> str:
     """'+0.12 points [+0.03, +0.21], p = 0.012': the bracket is the 95% confidence interval."""
-    if c["diff"] is None:
+    if c.get("diff") is None:  # also a comparison a smaller run did not make
         return NA
     ci = f"[{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}], " if c.get("ci95") else ""
     p = tables.fmt_p(c["p"])

@@ -33,7 +33,8 @@ def test_a_premise_over_numbers_a_run_lacks_is_broken_not_an_exception():
     assert quick(lambda: missing["diff"] < 0, "Section 4.1: a") is False
     assert quick(lambda: {}["p_holm"] > 0.05, "Section 4.3: b") is False
     assert quick(lambda: {"diff": -0.5}["diff"] < 0, "Section 4.3: c") is True
-    assert quick.broken == ["Section 4.1: a", "Section 4.3: b"]
+    assert quick(lambda: min(c["gain"] for c in []) > 0, "Section 3.3: d") is False  # no rows: min() of nothing
+    assert quick.broken == ["Section 4.1: a", "Section 4.3: b", "Section 3.3: d"]
     with pytest.raises(MnistLibError, match="Section 4.1: a"):
         paper.Claims(strict=True)(lambda: missing["diff"] < 0, "Section 4.1: a")
 
