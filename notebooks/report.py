@@ -216,8 +216,8 @@ say(f"""
 LeNet-5 reaches {pm(S, "lenet5")}% test accuracy ({tab.ref("results")}), a test error of
 {num(100 - lenet["mean"] if lenet else None)}%; LeCun et al. (1998) report 0.95% for LeNet-5, and 0.8% with
 distorted training images, the closer setting since our recipe shifts the images too. It beats
-CustomMLP by {diff_text(lenet_mlp)}. LeNet5_Regularized, the writeup's regularized model, reaches
-{pm(S, "lenet5_regularized")}% (Section {sec["bn"]}.3 compares the two). Of the rows of {tab.ref("results")}, the
+CustomMLP by {diff_text(lenet_mlp)}. LeNet5_Regularized reaches {pm(S, "lenet5_regularized")}%; Section {sec["bn"]}.3
+compares the two LeNets. Of the rows of {tab.ref("results")}, the
 best by validation accuracy is {tables.row_name(B) if B else NA}. {fig.ref("full")} shows the learning curves.
 Training accuracy is measured while the weights move, on shifted images and, for LeNet5_Regularized,
 with Dropout on, so for most of training it lies below the validation curve; the clean training accuracy
