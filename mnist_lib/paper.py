@@ -168,7 +168,7 @@ def claims_frame(summary: Mapping[str, Any], sections: Mapping[str, str]):
     bn_test = bn_e and bn_e["welch"]
     without, with_bn = (usable_lr(lr_rows(summary).get(v, {})) for v in LR_SWEEP)
     rates = [NA if u is None else f"{u:g}" for u in (without, with_bn)]
-    at = next((e["comparison"] for e in summary.get("lr_comparisons", []) if e["lr"] == without), None)  # its limit
+    test = next((e["comparison"] for e in summary.get("lr_comparisons", []) if e["lr"] == without), None)  # its limit
     bd = comparison(summary, "ablation_batchnorm_dropout", ABLATION[0], "course")
     fashion = comparison(summary, "lenet5_regularized", "lenet5", dataset="fashion-mnist")
     lenets, r = [e for e in (row(summary, "lenet5"), row(summary, "ablation_none@course")) if e], sections["results"]
@@ -183,8 +183,9 @@ def claims_frame(summary: Mapping[str, Any], sections: Mapping[str, str]):
          + (f"{tables.fmt_diff(bn_test)}, p {tables.fmt_p(bn_test['p'])}" if bn_test else NA),
          verdict_of(bn_test, -1), f"{sections['bn']}.1"),
         ("BatchNorm enables higher learning rates", f"usable up to {rates[0]} without, {rates[1]} with it; at "
-         f"{rates[0]}: {tables.fmt_diff(at)}, p {tables.fmt_p(at and at['p'])} ({min(at['n']) if at else NA} seeds)",
-         HOLDS if None not in (without, with_bn) and with_bn > without and verdict_of(at) == HOLDS else UNSUPPORTED,
+         f"{rates[0]}: {tables.fmt_diff(test)}, p {tables.fmt_p(test and test['p'])} "
+         f"({min(test['n']) if test else NA} seeds)",
+         HOLDS if None not in (without, with_bn) and with_bn > without and verdict_of(test) == HOLDS else UNSUPPORTED,
          f"{sections['bn']}.2"),
         ("BatchNorm + Dropout improve generalization", f"{tables.fmt_diff(bd)} points (course), p "
          f"{tables.fmt_p(bd['p'])}, Holm p {tables.fmt_p(bd.get('p_holm'))}; Fashion-MNIST: {tables.fmt_diff(fashion)}",
